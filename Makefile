@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Both work from a bare checkout.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo install node-tools clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned to the CPU wheel, so nothing can pull a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The reference MJML compiler (npm `mjml`) validates our templates in the tests; it needs Node.
+node-tools: .tools/node_modules/.bin/mjml
+
+.tools/node_modules/.bin/mjml:
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p .tools && npm install --silent --no-audit --no-fund --prefix .tools mjml@4; \
+	else echo "npm not found: MJML reference-validation tests will skip"; fi
+
+test: $(STAMP) node-tools
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m newsletter.demo
+
+clean:
+	rm -rf $(VENV) .tools var

@@ -1,0 +1,33 @@
+"""The `newsletter` admin CLI: one Typer app, one module per command group.
+
+Heavy imports (torch, the web stack) happen inside the commands that need them, so
+`newsletter --help` and subscriber management start fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from newsletter.cli import db, subscribers
+
+app = typer.Typer(
+    name="newsletter",
+    help=(
+        "Personalised daily research-paper digests.\n\n"
+        "Ingest the day's papers, rank them for each subscriber's interests, and email "
+        "each person their digest. Start with `newsletter subscribers add` and "
+        "`newsletter papers import`, then `newsletter send`."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help and one-line `Error: …` messages
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(db.app, name="db")
+app.add_typer(db.config_app, name="config")
+
+
+def main() -> None:
+    """Entry point of the `newsletter` script and `python -m newsletter`."""
+    app()

@@ -1,0 +1,1 @@
+"""Delivery: the outbox and the transports that get each digest into an inbox once."""

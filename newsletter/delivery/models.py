@@ -1,0 +1,58 @@
+"""The delivery outbox: one row per (subscriber, digest date), the idempotency key.
+
+A row is written (with the papers it will carry) before anything is sent, so a crash or a
+second run finds it and never sends that digest again; DeliveryItem also tells ranking which
+papers a subscriber has already received.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from newsletter.dbtypes import UTCDateTime, utcnow
+
+
+class DeliveryStatus(StrEnum):
+    """pending → sending → sent | failed; skipped when nothing new matched."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped-nothing-new"
+
+
+class Delivery(SQLModel, table=True):
+    """One digest for one subscriber on one date."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "digest_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    digest_date: date = Field(index=True)
+    status: DeliveryStatus = Field(default=DeliveryStatus.PENDING, sa_type=String(32), index=True)
+    attempts: int = 0
+    message_id: str | None = Field(default=None, max_length=255)
+    provider_message_id: str | None = Field(default=None, max_length=255)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeliveryItem(SQLModel, table=True):
+    """A paper carried by a delivery, with why it was picked (shown in the email)."""
+
+    __table_args__ = (UniqueConstraint("delivery_id", "paper_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", ondelete="CASCADE", index=True)
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", index=True)
+    rank: int
+    score: float
+    matched_interest: str | None = Field(default=None, sa_type=Text)
+    highlight: str | None = Field(default=None, sa_type=Text)

@@ -1,0 +1,1 @@
+"""Papers: normalised records from every source, cleaned and deduplicated."""

@@ -1,0 +1,1 @@
+"""The subscriber domain: profiles, sign-up, confirmation, preferences and unsubscribe."""

@@ -1,0 +1,1 @@
+"""Test helpers: real servers on loopback and the outside programs some tests need."""
