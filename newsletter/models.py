@@ -3,8 +3,10 @@
 Add one line here for each new module that defines tables.
 """
 
-from newsletter.delivery.models import Delivery, DeliveryItem
+from jobs.lease import Lease
+from newsletter.delivery.models import ConfirmationEmail, Delivery, DeliveryItem
 from newsletter.papers.models import Paper
+from subscribers.mail_events import MailEvent
 from subscribers.models import Feedback, Subscriber
 
-__all__ = ["Delivery", "DeliveryItem", "Feedback", "Paper", "Subscriber"]
+__all__ = ["ConfirmationEmail", "Delivery", "DeliveryItem", "Feedback", "Lease", "MailEvent", "Paper", "Subscriber"]

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     rss_feeds: CommaList = Field([], description="Extra RSS/Atom feed URLs.")
     http_timeout: float = Field(30.0, gt=0)
     http_retries: int = Field(4, ge=0)
+    http_backoff_seconds: float = Field(
+        2.0, ge=0, description="First retry waits this long; each further retry doubles it."
+    )
 
     # --- delivery ---------------------------------------------------------------------
     transport: Literal["file", "smtp", "sendgrid"] = "file"
@@ -96,6 +99,58 @@ class Settings(BaseSettings):
     sendgrid_concurrency: int = Field(4, ge=1, le=64)
     sendgrid_categories: CommaList = Field(["digest"])
     sendgrid_webhook_public_key: SecretStr | None = None
+    sendgrid_max_retries: int = Field(
+        5, ge=0, description="Retries of one message after a 5xx or timeout before it fails."
+    )
+    sendgrid_backoff_seconds: float = Field(
+        1.0, ge=0, description="First retry delay; doubles each retry, with jitter."
+    )
+    sendgrid_max_wait_seconds: float = Field(
+        120.0, ge=0, description="Longest pause for one backoff or X-RateLimit-Reset wait."
+    )
+    unsubscribe_mailto: str | None = Field(
+        None, description="mailto: address in List-Unsubscribe; default unsubscribe@FROM-domain."
+    )
+    in_flight_policy: Literal["resend", "mark-failed", "hold"] = Field(
+        "resend",
+        description=(
+            "A digest found `sending` at start was in flight when a run died: send it again "
+            "(a rare duplicate), mark it failed (a rare miss), or hold it for `deliveries retry`."
+        ),
+    )
+    in_flight_grace_seconds: float = Field(
+        300.0, ge=0, description="A `sending` row younger than this may belong to a live run."
+    )
+    confirmations_per_day: int = Field(
+        3, ge=1, description="Most confirmation emails one address gets per day."
+    )
+
+    # --- scheduler (jobs/) ------------------------------------------------------------
+    dispatch_every_minutes: int = Field(
+        5, ge=1, le=60, description="How often the dispatch job looks for digests that are due."
+    )
+    dispatch_grace_minutes: int = Field(
+        120,
+        ge=1,
+        description="A digest not sent this long after its send time is recorded as missed.",
+    )
+    ingest_every_hours: int = Field(
+        3, ge=1, le=24, description="Hours between ingests (plus one after arXiv announces)."
+    )
+    scheduler_lease_seconds: int = Field(
+        90, ge=10, description="A scheduler that stops renewing its lease this long is replaced."
+    )
+
+    # --- web ------------------------------------------------------------------------------
+    signup_limit_per_ip: str = Field(
+        "10/hour;50/day", description="Sign-up form posts per client IP (limits syntax)."
+    )
+    signup_limit_per_address: str = Field(
+        "3/hour;5/day", description="Sign-up requests per email address (limits syntax)."
+    )
+    preview_limit_per_ip: str = Field(
+        "60/hour", description="Sign-up previews (a ranking run each) per client IP."
+    )
 
     _split = field_validator(
         "sources", "arxiv_categories", "rss_feeds", "sendgrid_categories", mode="before"

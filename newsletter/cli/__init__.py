@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import db, subscribers
+from newsletter.cli import db, digest, jobs, subscribers, web
+from newsletter.cli import papers
 
 app = typer.Typer(
     name="newsletter",
@@ -25,7 +26,16 @@ app = typer.Typer(
 )
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(db.app, name="db")
+app.add_typer(papers.app, name="papers")
 app.add_typer(db.config_app, name="config")
+app.add_typer(digest.app, name="digest")
+app.add_typer(digest.deliveries_app, name="deliveries")
+app.command("send")(digest.send)
+app.command("stats")(digest.stats)
+app.add_typer(jobs.app, name="jobs")
+app.command("serve")(jobs.serve)
+app.command("scheduler")(jobs.run_scheduler)
+app.command("web")(web.web)
 
 
 def main() -> None:

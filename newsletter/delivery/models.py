@@ -17,13 +17,18 @@ from newsletter.dbtypes import UTCDateTime, utcnow
 
 
 class DeliveryStatus(StrEnum):
-    """pending → sending → sent | failed; skipped when nothing new matched."""
+    """pending → sending → sent | failed; skipped when nothing new matched.
+
+    missed: the scheduler was down past the grace period after the send time, so the
+    digest was recorded as missed instead of arriving hours late (jobs/digest.py).
+    """
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped-nothing-new"
+    MISSED = "skipped-missed"
 
 
 class Delivery(SQLModel, table=True):
@@ -54,5 +59,15 @@ class DeliveryItem(SQLModel, table=True):
     paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE", index=True)
     rank: int
     score: float
+    reason: str = Field(default="interest", max_length=16, description="interest|author|liked")
     matched_interest: str | None = Field(default=None, sa_type=Text)
     highlight: str | None = Field(default=None, sa_type=Text)
+
+
+class ConfirmationEmail(SQLModel, table=True):
+    """One confirmation email sent to a pending address: the per-day cap counts these rows."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    message_id: str | None = Field(default=None, max_length=255)

@@ -1,0 +1,1 @@
+"""Turning ranked papers into a personal email (context, then MJML/Jinja rendering)."""

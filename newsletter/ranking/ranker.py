@@ -1,0 +1,220 @@
+"""The pure ranking core: candidates + profiles + vectors in, chosen papers out.
+
+No database, no model: `service` gathers the arrays, this module does the arithmetic. Each
+distinct signal (phrase, exclusion, voted paper) is scored against every candidate once;
+profiles are then ranked in chunks of `CHUNK`, so memory stays bounded however many there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from newsletter.ranking import lexical, scoring, select
+from newsletter.ranking.authors import AuthorIndex
+from newsletter.ranking.profiles import Profile
+from newsletter.ranking.store import paper_text, phrase_key
+
+#: Profiles ranked together: ~100 MB of temporaries at 2,000 candidates.
+CHUNK = 512
+#: Added to the score of a paper by a followed author, so it always comes first.
+AUTHOR_BOOST = 10.0
+
+
+@dataclass
+class Candidates:
+    """The papers that may be picked, as arrays (column j = paper ids[j])."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    titles: list[str]
+    abstracts: list[str]
+    bylines: list[list[str]]
+    prior: np.ndarray
+
+    @cached_property
+    def texts(self) -> list[str]:
+        return [paper_text(t, a) for t, a in zip(self.titles, self.abstracts)]
+
+    @cached_property
+    def index(self) -> lexical.Index:
+        return lexical.build_index(self.texts)
+
+    @cached_property
+    def authors(self) -> AuthorIndex:
+        return AuthorIndex(self.bylines)
+
+    @cached_property
+    def column(self) -> dict[int, int]:
+        return {int(pid): j for j, pid in enumerate(self.ids)}
+
+
+@dataclass(frozen=True)
+class VotedPaper:
+    """A liked or disliked paper: its vector, and its text for the lexical match."""
+
+    vector: np.ndarray
+    title: str
+    abstract: str
+
+
+@dataclass
+class Signals:
+    """Every distinct signal scored against every candidate (rows), and what each row is."""
+
+    fused: np.ndarray  # rows × N
+    dense: np.ndarray  # rows × N plain cosines (disliked papers use these)
+    row: dict[tuple[str, object], int] = field(default_factory=dict)
+    label: list[str] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+
+
+def build_signals(
+    cands: Candidates,
+    profiles: Sequence[Profile],
+    phrase_vectors: Mapping[str, np.ndarray],
+    voted: Mapping[int, VotedPaper],
+    weights: scoring.Weights = scoring.WEIGHTS,
+) -> Signals:
+    """Score each distinct phrase, exclusion and voted paper against all candidates."""
+    keys: dict[tuple[str, object], str] = {}
+    for p in profiles:
+        for phrase in p.phrases:
+            keys.setdefault(("interest", phrase_key(phrase)), phrase)
+        for phrase in p.excludes:
+            keys.setdefault(("exclude", phrase_key(phrase)), phrase)
+        for pid in p.liked:
+            if pid in voted:
+                keys.setdefault(("liked", pid), voted[pid].title)
+        for pid in p.disliked:
+            if pid in voted:
+                keys.setdefault(("disliked", pid), voted[pid].title)
+    order = list(keys)
+    dim = cands.vectors.shape[1]
+    queries = np.zeros((len(order), dim), dtype=np.float32)
+    texts: list[str] = []
+    for r, (kind, ref) in enumerate(order):
+        if kind in ("liked", "disliked"):
+            paper = voted[ref]  # type: ignore[index]
+            queries[r] = paper.vector
+            texts.append(paper_text(paper.title, paper.abstract))
+        else:
+            queries[r] = phrase_vectors[ref]  # type: ignore[index]
+            texts.append(keys[(kind, ref)])
+    lex = lexical.scores(cands.index, texts)
+    dense = queries @ cands.vectors.T
+    interest = np.array([k == "interest" for k, _ in order], dtype=bool)
+    fused = scoring.signal_scores(
+        queries, cands.vectors, lex, refine_rows=interest, weights=weights
+    )
+    liked = np.array([k == "liked" for k, _ in order], dtype=bool)
+    fused[liked] *= np.float32(weights.liked)
+    return Signals(
+        fused=fused,
+        dense=dense.astype(np.float32, copy=False),
+        row={key: r for r, key in enumerate(order)},
+        label=[keys[key] for key in order],
+        kind=[k for k, _ in order],
+    )
+
+
+def _padded(lists: list[list[int]]) -> np.ndarray:
+    width = max((len(x) for x in lists), default=0)
+    out = np.full((len(lists), width), -1, dtype=np.int64)
+    for i, items in enumerate(lists):
+        out[i, : len(items)] = items
+    return out
+
+
+def profile_index(signals: Signals, profiles: Sequence[Profile]) -> scoring.ProfileIndex:
+    """Padded row indices of each profile's positive, exclusion and disliked signals."""
+    positive, exclude, disliked = [], [], []
+    for p in profiles:
+        rows = [signals.row[("interest", phrase_key(x))] for x in p.phrases]
+        rows += [signals.row[("liked", pid)] for pid in p.liked if ("liked", pid) in signals.row]
+        positive.append(rows)
+        exclude.append([signals.row[("exclude", phrase_key(x))] for x in p.excludes])
+        disliked.append(
+            [signals.row[("disliked", pid)] for pid in p.disliked if ("disliked", pid) in signals.row]
+        )
+    return scoring.ProfileIndex(_padded(positive), _padded(exclude), _padded(disliked))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One chosen paper for one profile, before explanation."""
+
+    column: int
+    score: float
+    reason: str  # "interest" | "author" | "liked"
+    signal: int | None  # row in Signals that matched (None for author picks)
+
+
+def score_chunk(
+    cands: Candidates, signals: Signals, profiles: Sequence[Profile]
+) -> tuple[np.ndarray, np.ndarray, scoring.ProfileIndex]:
+    """S × N relevance, which positive signal won, and the index used (for explanations)."""
+    index = profile_index(signals, profiles)
+    scores, which = scoring.profile_scores(signals.fused, signals.dense, index, cands.prior)
+    return scores, which, index
+
+
+def rank(
+    cands: Candidates,
+    profiles: Sequence[Profile],
+    signals: Signals,
+    *,
+    caps: Sequence[int],
+    min_score: float,
+    first_column: Sequence[int] | None = None,
+    blocked: Sequence[Sequence[int]] | None = None,
+) -> list[list[Choice]]:
+    """Each profile's chosen papers, best first (followed authors before everything)."""
+    out: list[list[Choice]] = []
+    n = len(cands.ids)
+    for start in range(0, len(profiles), CHUNK):
+        chunk = list(profiles[start : start + CHUNK])
+        scores, which, index = score_chunk(cands, signals, chunk)
+        if first_column is not None:
+            first = np.asarray(first_column[start : start + CHUNK])[:, None]
+            scores[np.arange(n)[None, :] < first] = scoring.NEG
+        author_hits: dict[int, set[int]] = {}
+        for i, profile in enumerate(chunk):
+            if blocked is not None and blocked[start + i]:
+                scores[i, list(blocked[start + i])] = scoring.NEG
+            if profile.authors:
+                cols = {c for a in profile.authors for c in cands.authors.papers_by(a)}
+                cols = {c for c in cols if np.isfinite(scores[i, c]) or _only_excluded(
+                    first_column, blocked, start + i, c)}
+                for c in cols:
+                    base = scores[i, c] if np.isfinite(scores[i, c]) else 0.0
+                    scores[i, c] = AUTHOR_BOOST + max(float(base), 0.0)
+                author_hits[i] = cols
+        caps_arr = np.asarray(caps[start : start + CHUNK], dtype=np.int64)
+        picked, values = select.mmr(scores, cands.vectors, caps_arr, min_score)
+        for i in range(len(chunk)):
+            choices = []
+            for col, value in zip(picked[i], values[i]):
+                if col < 0:
+                    break
+                col = int(col)
+                if col in author_hits.get(i, ()):
+                    choices.append(Choice(col, float(value) - AUTHOR_BOOST, "author", None))
+                    continue
+                row = int(index.positive[i, which[i, col]])
+                reason = "liked" if signals.kind[row] == "liked" else "interest"
+                choices.append(Choice(col, float(value), reason, row))
+            out.append(choices)
+    return out
+
+
+def _only_excluded(
+    first_column: Sequence[int] | None, blocked: Sequence[Sequence[int]] | None, i: int, col: int
+) -> bool:
+    """A followed author's paper is picked unless it is old or already sent (not for -topics)."""
+    if first_column is not None and col < first_column[i]:
+        return False
+    return not (blocked is not None and col in set(blocked[i]))

@@ -1,0 +1,146 @@
+"""Scores of candidate papers for many profiles at once: pure numpy, no database, no model.
+
+Each *signal* (an interest phrase, an exclusion, a liked or disliked paper) is scored against
+every candidate once, as a row of a signals × papers matrix; a subscriber's score for a paper
+is then the best of their own rows (gathered by index, never averaged, so "diffusion models,
+wireless networks" stays two sharp interests instead of one blurry one).
+
+Every weight below is a documented constant in `Weights`; the relevance benchmark
+(`benchmarks/relevance.py`) is what they were chosen on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NEG = np.float32(-np.inf)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Every knob of the score, with the reason for its value."""
+
+    #: Share of the lexical (BM25, 0–1) score added to the cosine similarity. Cosines of
+    #: MiniLM live in about −0.1…0.7; 0.25 lets an exact rare term ("PINN", "LoRA") lift a
+    #: paper by up to a quarter of that range without letting common words dominate.
+    lexical: float = 0.25
+    #: Pseudo-relevance feedback: each phrase vector moves this far toward the mean vector of
+    #: its best-scoring candidates. A short phrase ("Superconductivity") is a weak query; the
+    #: papers it clearly matches say what the field talks about today.
+    feedback: float = 0.6
+    #: How many of a phrase's best candidates feed that mean.
+    feedback_top: int = 8
+    #: Liked papers are whole abstracts: paper–paper cosines run higher than phrase–paper
+    #: ones, so they are scaled down to compete fairly with typed interests.
+    liked: float = 0.85
+    #: Disliked papers subtract this times their cosine above `disliked_floor`.
+    disliked: float = 0.8
+    disliked_floor: float = 0.45
+    #: A "-phrase" drops a paper whose fused score against it reaches this (a strong match).
+    exclusion: float = 0.45
+    #: Popularity prior: up to this much for Hugging Face upvotes (log-scaled, full at 100).
+    popularity: float = 0.03
+    #: Recency prior: up to this much for a paper published today, halving every 7 days.
+    recency: float = 0.02
+    recency_half_life_days: float = 7.0
+
+
+WEIGHTS = Weights()
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, weights: Weights = WEIGHTS) -> np.ndarray:
+    """Dense cosine plus a share of the 0–1 lexical score (same shape, float32)."""
+    return (dense + np.float32(weights.lexical) * lexical).astype(np.float32, copy=False)
+
+
+def refine(
+    queries: np.ndarray, papers: np.ndarray, fused: np.ndarray, weights: Weights = WEIGHTS
+) -> np.ndarray:
+    """Query vectors moved toward their top candidates (Rocchio feedback), re-normalised."""
+    if weights.feedback <= 0 or papers.shape[0] == 0 or queries.shape[0] == 0:
+        return queries
+    k = min(weights.feedback_top, papers.shape[0])
+    top = np.argpartition(-fused, k - 1, axis=1)[:, :k]
+    centroid = papers[top].mean(axis=1)
+    moved = queries + np.float32(weights.feedback) * centroid
+    norms = np.linalg.norm(moved, axis=1, keepdims=True)
+    return (moved / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def signal_scores(
+    queries: np.ndarray,
+    papers: np.ndarray,
+    lexical: np.ndarray,
+    *,
+    refine_rows: np.ndarray | None = None,
+    weights: Weights = WEIGHTS,
+) -> np.ndarray:
+    """signals × papers fused scores; rows flagged in `refine_rows` get feedback first."""
+    fused = fuse(queries @ papers.T, lexical, weights)
+    if refine_rows is not None and refine_rows.any() and weights.feedback > 0:
+        rows = np.flatnonzero(refine_rows)
+        moved = refine(queries[rows], papers, fused[rows], weights)
+        fused[rows] = fuse(moved @ papers.T, lexical[rows], weights)
+    return fused
+
+
+def prior(
+    upvotes: np.ndarray, age_days: np.ndarray, weights: Weights = WEIGHTS
+) -> np.ndarray:
+    """A small per-paper bonus for popularity and freshness (0 for unknown values)."""
+    popular = np.minimum(np.log1p(np.maximum(upvotes, 0)) / np.log1p(100.0), 1.0)
+    fresh = np.power(0.5, np.maximum(age_days, 0) / weights.recency_half_life_days)
+    fresh = np.where(np.isfinite(age_days), fresh, 0.0)
+    return (weights.popularity * popular + weights.recency * fresh).astype(np.float32)
+
+
+def gather_max(rows: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each profile (row of `index`, −1 = padding) the best of its rows, and which one.
+
+    rows: R × N; index: S × K → best: S × N, which: S × N (position in `index`, 0…K−1).
+    """
+    n = rows.shape[1]
+    if index.shape[1] == 0:
+        return np.full((index.shape[0], n), NEG, dtype=np.float32), np.zeros(
+            (index.shape[0], n), dtype=np.int32
+        )
+    padded = np.vstack([rows, np.full((1, n), NEG, dtype=np.float32)])
+    stacked = padded[np.where(index < 0, rows.shape[0], index)]  # S × K × N
+    which = stacked.argmax(axis=1).astype(np.int32)
+    best = np.take_along_axis(stacked, which[:, None, :], axis=1)[:, 0, :]
+    return best, which
+
+
+@dataclass(frozen=True)
+class ProfileIndex:
+    """A chunk of profiles as padded index matrices into the signal rows (−1 = none)."""
+
+    positive: np.ndarray  # S × K: interest phrases and liked papers
+    exclude: np.ndarray  # S × E: "-phrase" rows
+    disliked: np.ndarray  # S × D: disliked-paper rows (dense cosines)
+
+
+def profile_scores(
+    signals: np.ndarray,
+    dense: np.ndarray,
+    profiles: ProfileIndex,
+    paper_prior: np.ndarray,
+    weights: Weights = WEIGHTS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """S × N scores (−inf = excluded) and which positive signal gave each score.
+
+    `signals` holds fused rows (phrases, liked papers already scaled); `dense` holds the
+    plain cosines used for disliked papers.
+    """
+    best, which = gather_max(signals, profiles.positive)
+    if profiles.disliked.shape[1]:
+        worst, _ = gather_max(dense, profiles.disliked)
+        best = best - np.float32(weights.disliked) * np.maximum(
+            worst - np.float32(weights.disliked_floor), 0
+        )
+    if profiles.exclude.shape[1]:
+        hit, _ = gather_max(signals, profiles.exclude)
+        best = np.where(hit >= weights.exclusion, NEG, best)
+    return (best + paper_prior[None, :]).astype(np.float32, copy=False), which

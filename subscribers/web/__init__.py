@@ -1,0 +1,71 @@
+"""The subscriber-facing web app: sign-up, confirmation, preferences, unsubscribe, feedback,
+and SendGrid's event webhook.
+
+`create_app(settings)` builds the FastAPI app; routes are thin and call `subscribers.lifecycle`,
+`subscribers.service` and `subscribers.webhook`, the same rules the CLI uses. Pages are
+server-rendered Jinja templates from `templates/web/` with one stylesheet and no framework.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from newsletter.db import open_database
+from newsletter.settings import Settings
+from subscribers.web import hooks, links, signup
+from subscribers.web.context import TEMPLATE_DIR, WebContext
+from subscribers.web.csrf import CsrfProtection
+from subscribers.web.ratelimit import RateLimiter
+from subscribers.web.security import SecurityMiddleware
+from subscribers.webhook import Verifier
+
+__all__ = ["create_app"]
+
+_MACHINE_PATHS = ("/webhooks/", "/healthz")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The web app for `settings` (opens, and for SQLite migrates, the database)."""
+    context = WebContext(
+        settings=settings,
+        engine=open_database(settings),
+        templates=Jinja2Templates(directory=TEMPLATE_DIR),
+        csrf=CsrfProtection(settings),
+        limiter=RateLimiter(settings),
+        verifier=Verifier(settings),
+    )
+    app = FastAPI(title="Paper Digest", docs_url=None, redoc_url=None)
+    app.state.web = context
+    app.add_middleware(SecurityMiddleware)
+    app.include_router(signup.router)
+    app.include_router(links.router)
+    app.include_router(hooks.router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/subscribe", status_code=303)
+
+    @app.get("/static/site.css", include_in_schema=False)
+    def stylesheet() -> FileResponse:
+        return FileResponse(TEMPLATE_DIR / "site.css", headers={"cache-control": "max-age=3600"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 400
+        detail = exc.detail if isinstance(exc, HTTPException) else "the request is not valid"
+        if request.url.path.startswith(_MACHINE_PATHS):
+            return JSONResponse({"reason": detail}, status_code=status, headers=getattr(exc, "headers", None))
+        titles = {404: "Page not found", 405: "Not allowed", 413: "Too much data"}
+        return context.message(
+            request, status, titles.get(status, "Something is wrong with that request"),
+            str(detail).capitalize().rstrip(".") + ".", signup=True,
+        )
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, http_error)
+    return app

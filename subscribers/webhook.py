@@ -1,0 +1,207 @@
+"""SendGrid's signed Event Webhook: verify the batch, record each event once, act on it.
+
+SendGrid signs `timestamp + body` with ECDSA P-256; `sendgrid.helpers.eventwebhook` checks it
+against the public key from the SendGrid console (NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY).
+Anything unsigned or altered is refused before a single event is read. SendGrid retries
+batches and may send an event twice, so every event is recorded under its `sg_event_id` and
+a second copy does nothing.
+
+What each event does: `bounce` and `dropped` mark the subscriber bounced, `spamreport`
+complained, `unsubscribe` / `group_unsubscribe` unsubscribed; `delivered`, `open`, `click`
+(and the rest) only count towards the delivery's stats. A `bounce` of type `blocked` is a
+temporary refusal by the receiving server, so it is counted but does not stop mail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
+from sqlmodel import Session, col, select
+
+from newsletter.delivery.models import Delivery
+from newsletter.errors import UserError
+from newsletter.settings import Settings
+from subscribers import lifecycle, service
+from subscribers.mail_events import MailEvent
+from subscribers.models import Status, Subscriber
+
+SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
+TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP
+
+#: Provider event → the never-mail status it puts the recipient in.
+VERDICTS = {
+    "bounce": Status.BOUNCED,
+    "dropped": Status.BOUNCED,
+    "spamreport": Status.COMPLAINED,
+    "unsubscribe": Status.UNSUBSCRIBED,
+    "group_unsubscribe": Status.UNSUBSCRIBED,
+}
+
+#: The custom_args key our SendGrid transport puts the delivery id under (SendGrid copies
+#: custom_args to the top level of every event).
+DELIVERY_ARG = "delivery_id"
+
+
+class WebhookRefused(Exception):
+    """A request that must not be processed; `status` is the HTTP code to answer with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class WebhookReport:
+    """What one batch did (returned to SendGrid as JSON, handy when replaying by hand)."""
+
+    received: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    status_changes: int = 0
+
+
+class Verifier:
+    """Checks SendGrid signatures with the configured public key (loaded once)."""
+
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.sendgrid_webhook_public_key
+        key = secret.get_secret_value().strip() if secret is not None else ""
+        self._webhook: EventWebhook | None = None
+        if key:
+            try:
+                self._webhook = EventWebhook(key)
+            except ValueError:
+                raise UserError(
+                    "NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key; paste the "
+                    "base64 'Verification Key' from SendGrid's Signed Event Webhook settings"
+                ) from None
+
+    def verify(self, body: bytes, signature: str | None, timestamp: str | None) -> None:
+        """Raise WebhookRefused(403) unless `body` carries a valid SendGrid signature."""
+        if self._webhook is None:
+            raise WebhookRefused(
+                403, "signed event webhook is not configured (NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY)"
+            )
+        if not signature or not timestamp:
+            raise WebhookRefused(403, "unsigned request: signature and timestamp headers are required")
+        try:
+            valid = self._webhook.verify_signature(body.decode("utf-8"), signature, timestamp)
+        except (ValueError, UnicodeDecodeError):  # not base64 / not UTF-8: cannot be ours
+            valid = False
+        if not valid:
+            raise WebhookRefused(403, "signature does not match the payload")
+
+
+def parse_events(body: bytes) -> list[Any]:
+    """The batch as a list (a signed body that is not a JSON array is a 400)."""
+    try:
+        events = json.loads(body)
+    except (ValueError, RecursionError):
+        raise WebhookRefused(400, "body is not JSON") from None
+    if not isinstance(events, list):
+        raise WebhookRefused(400, "body must be a JSON array of events")
+    return events
+
+
+def _event_key(event: dict[str, Any]) -> str:
+    """The provider's event id, or a digest of the event itself when it has none."""
+    raw = event.get("sg_event_id")
+    if isinstance(raw, str) and 0 < len(raw) <= 100:
+        return raw
+    canonical = json.dumps(event, sort_keys=True, default=str).encode("utf-8", "replace")
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def _occurred_at(event: dict[str, Any]) -> datetime | None:
+    stamp = event.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _delivery(session: Session, event: dict[str, Any]) -> Delivery | None:
+    args = event.get("custom_args")
+    raw = event.get(DELIVERY_ARG)
+    if raw is None and isinstance(args, dict):
+        raw = args.get(DELIVERY_ARG)
+    delivery_id = _int_or_none(raw)
+    if delivery_id is None or delivery_id > 2**63 - 1:
+        return None
+    return session.get(Delivery, delivery_id)
+
+
+def _recipient(
+    session: Session, event: dict[str, Any], delivery: Delivery | None
+) -> Subscriber | None:
+    """The subscriber the event is about: by address, else by the delivery it names."""
+    email = event.get("email")
+    if isinstance(email, str) and 0 < len(email) <= 320:
+        found = service.find(session, email)
+        if found is not None:
+            return found
+    if delivery is not None:
+        return session.get(Subscriber, delivery.subscriber_id)
+    return None
+
+
+def record_events(session: Session, events: list[Any]) -> WebhookReport:
+    """Record and apply a verified batch; events seen before (by sg_event_id) do nothing."""
+    report = WebhookReport(received=len(events))
+    keyed = [(event, _event_key(event)) for event in events if isinstance(event, dict)]
+    report.ignored = len(events) - len(keyed)
+    known: set[str] = set()
+    keys = [key for _, key in keyed]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        known.update(session.exec(select(MailEvent.event_key).where(col(MailEvent.event_key).in_(chunk))))
+    for event, key in keyed:
+        if key in known:
+            report.duplicates += 1
+            continue
+        known.add(key)
+        kind = event.get("event")
+        if not isinstance(kind, str) or not kind or len(kind) > 32:
+            report.ignored += 1
+            continue
+        delivery = _delivery(session, event)
+        subscriber = _recipient(session, event, delivery)
+        session.add(
+            MailEvent(
+                event_key=key,
+                event=kind,
+                delivery_id=delivery.id if delivery else None,
+                subscriber_id=subscriber.id if subscriber else None,
+                occurred_at=_occurred_at(event),
+            )
+        )
+        report.recorded += 1
+        verdict = VERDICTS.get(kind)
+        if verdict is None or subscriber is None:
+            continue
+        if kind == "bounce" and event.get("type") == "blocked":
+            continue
+        if lifecycle.apply_verdict(session, subscriber, verdict):
+            report.status_changes += 1
+    session.flush()
+    return report
