@@ -17,12 +17,12 @@ or a run after a long pause all reach the same decision:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, case
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,21 +30,17 @@ from jobs.schedule import Occurrence, SendSchedule, latest_occurrence
 from newsletter.db import open_database, session_scope
 from newsletter.dbtypes import utcnow
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.outbox import UNFINISHED, send_digests
 from newsletter.settings import Settings, get_settings
 from subscribers.models import Frequency, Status, Subscriber
 
 log = logging.getLogger("newsletter.jobs.dispatch")
-
-#: Outbox rows a dead run left behind; the outbox knows how to finish them.
-UNFINISHED = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
-
 
 @dataclass
 class DispatchReport:
     """What one dispatch run decided and what the outbox reported back."""
 
     now: datetime
-    active: int = 0
     due: dict[date, list[int]] = field(default_factory=dict)
     missed: list[tuple[int, date]] = field(default_factory=list)
     sends: dict[date, Any] = field(default_factory=dict)  # digest date → outbox SendReport
@@ -54,18 +50,19 @@ class DispatchReport:
         due = sum(len(ids) for ids in self.due.values())
         dates = ", ".join(d.isoformat() for d in sorted(self.due)) or "none"
         return (
-            f"dispatch at {self.now:%Y-%m-%d %H:%M} UTC: {self.active} active, {due} due "
+            f"dispatch at {self.now:%Y-%m-%d %H:%M} UTC: {due} due "
             f"(digest dates: {dates}), {len(self.missed)} missed"
         )
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """What dispatch needs to know about an active subscriber (no interests, no profile)."""
+    """An active subscriber whose latest scheduled digest has no finished outbox row."""
 
     subscriber_id: int
     schedule: SendSchedule
     active_since: datetime  # digests scheduled before this are not theirs to miss
+    status: DeliveryStatus | None  # None: no row yet; else a row a dead run left unfinished
 
 
 @dataclass(frozen=True)
@@ -79,50 +76,102 @@ class Decision:
 
 def decide(
     candidates: Iterable[Candidate],
-    existing: dict[tuple[int, date], DeliveryStatus],
+    occurrences: Mapping[SendSchedule, Occurrence],
     now: datetime,
     grace: timedelta,
 ) -> list[Decision]:
-    """The send/miss decisions for `candidates` given the outbox rows that exist."""
-    # Thousands of subscribers share a few hundred (timezone, hour) schedules: work each out once.
-    occurrences: dict[SendSchedule, Occurrence | None] = {}
+    """Send what is due within the grace period; record as missed what is past it."""
     decisions: list[Decision] = []
     for candidate in candidates:
-        if candidate.schedule not in occurrences:
-            occurrences[candidate.schedule] = latest_occurrence(candidate.schedule, now)
         occurrence = occurrences[candidate.schedule]
-        if occurrence is None:
-            continue
-        status = existing.get((candidate.subscriber_id, occurrence.digest_date))
-        late = occurrence.missed(now, grace)
-        if (status is None or status in UNFINISHED) and not late:
+        if not occurrence.missed(now, grace):
             decisions.append(Decision(candidate.subscriber_id, occurrence, "send"))
-        elif status is None and occurrence.scheduled_at >= candidate.active_since:
+        elif candidate.status is None and occurrence.scheduled_at >= candidate.active_since:
             decisions.append(Decision(candidate.subscriber_id, occurrence, "miss"))
     return decisions
 
 
-def active_candidates(session: Session) -> list[Candidate]:
-    """Every active subscriber's schedule, read as plain columns (cheap for 100k rows)."""
+def _weekday_key() -> Any:
+    """A subscriber's weekday for weekly digests, -1 for daily ones (their weekday is moot)."""
+    return case((Subscriber.frequency == Frequency.WEEKLY, Subscriber.weekday), else_=-1)
+
+
+def _schedule(timezone: str, hour: int, weekday_key: int) -> SendSchedule:
+    return SendSchedule(timezone, hour, weekly=weekday_key >= 0, weekday=max(weekday_key, 0))
+
+
+def latest_occurrences(session: Session, now: datetime) -> dict[SendSchedule, Occurrence]:
+    """The latest scheduled digest of every distinct schedule in use.
+
+    100,000 subscribers share a few hundred (timezone, hour, weekday) schedules, so the time
+    arithmetic runs per schedule, not per subscriber.
+    """
     rows = session.exec(
-        select(
-            Subscriber.id,
-            Subscriber.timezone,
-            Subscriber.send_hour,
-            Subscriber.frequency,
-            Subscriber.weekday,
-            Subscriber.confirmed_at,
-            Subscriber.created_at,
-        ).where(Subscriber.status == Status.ACTIVE)
+        select(Subscriber.timezone, Subscriber.send_hour, _weekday_key())
+        .where(Subscriber.status == Status.ACTIVE)
+        .distinct()
     )
-    return [
-        Candidate(
-            subscriber_id=sid,
-            schedule=SendSchedule(tz, hour, weekly=str(freq) == Frequency.WEEKLY, weekday=weekday),
-            active_since=confirmed or created,
+    occurrences = {}
+    for row in rows:
+        schedule = _schedule(*row)
+        occurrence = latest_occurrence(schedule, now)
+        if occurrence is not None:
+            occurrences[schedule] = occurrence
+    return occurrences
+
+
+def open_digests(session: Session, occurrences: Mapping[SendSchedule, Occurrence]) -> list[Candidate]:
+    """Active subscribers whose latest digest has no row, or one a dead run left unfinished.
+
+    Reads plain ids and schedule columns (no ORM objects, no per-row type conversion), since
+    a normal tick finds every digest done and should cost little for 100,000 subscribers;
+    only the few open ones are then loaded in full.
+    """
+    finished: dict[date, set[int]] = {}
+    for day in {o.digest_date for o in occurrences.values()}:
+        finished[day] = set(
+            session.exec(
+                select(Delivery.subscriber_id).where(
+                    Delivery.digest_date == day, col(Delivery.status).not_in(list(UNFINISHED))
+                )
+            )
         )
-        for sid, tz, hour, freq, weekday, confirmed, created in rows
-    ]
+    by_key = {(s.timezone, s.send_hour, s.weekday if s.weekly else -1): o for s, o in occurrences.items()}
+    rows = session.connection().execute(  # plain rows: no ORM bookkeeping for 100k of them
+        select(Subscriber.id, Subscriber.timezone, Subscriber.send_hour, _weekday_key()).where(
+            Subscriber.status == Status.ACTIVE
+        )
+    )
+    open_ids = {}
+    for sid, *key in rows:
+        occurrence = by_key.get(tuple(key))  # type: ignore[call-overload]
+        if occurrence is not None and sid not in finished[occurrence.digest_date]:
+            open_ids[sid] = _schedule(*key)
+    candidates = []
+    for chunk in _chunks(sorted(open_ids)):
+        unfinished = {
+            (sid, day): DeliveryStatus(status)
+            for sid, day, status in session.exec(
+                select(Delivery.subscriber_id, Delivery.digest_date, Delivery.status).where(
+                    col(Delivery.subscriber_id).in_(chunk),
+                    col(Delivery.status).in_(list(UNFINISHED)),
+                )
+            )
+        }
+        details = session.exec(
+            select(Subscriber.id, Subscriber.confirmed_at, Subscriber.created_at).where(
+                col(Subscriber.id).in_(chunk)
+            )
+        )
+        for sid, confirmed, created in details:
+            schedule = open_ids[sid]
+            status = unfinished.get((sid, occurrences[schedule].digest_date))
+            candidates.append(Candidate(sid, schedule, confirmed or created, status))
+    return candidates
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
+    return (ids[i : i + size] for i in range(0, len(ids), size))
 
 
 def dispatch(settings: Settings | None = None, *, now: datetime | None = None) -> DispatchReport:
@@ -133,33 +182,18 @@ def dispatch(settings: Settings | None = None, *, now: datetime | None = None) -
     grace = timedelta(minutes=settings.dispatch_grace_minutes)
     report = DispatchReport(now=now)
     with Session(engine) as session:
-        candidates = active_candidates(session)
-        existing = _recent_deliveries(session, now)
-    report.active = len(candidates)
-    decisions = decide(candidates, existing, now, grace)
+        occurrences = latest_occurrences(session, now)
+        decisions = decide(open_digests(session, occurrences), occurrences, now, grace)
     for decision in decisions:
         if decision.action == "send":
             report.due.setdefault(decision.occurrence.digest_date, []).append(decision.subscriber_id)
     report.missed = _record_missed(engine, [d for d in decisions if d.action == "miss"], grace)
-    from newsletter.delivery.outbox import send_digests  # renders with MJML, ranks with torch
-
     for digest_date, ids in sorted(report.due.items()):
         report.sends[digest_date] = send_digests(
             engine, settings, digest_date=digest_date, subscriber_ids=sorted(ids), now=now
         )
     log.info(report.summary())
     return report
-
-
-def _recent_deliveries(session: Session, now: datetime) -> dict[tuple[int, date], DeliveryStatus]:
-    """Outbox rows of the dates any timezone can be on now (UTC−12 … UTC+14) or a week back."""
-    since = (now - timedelta(days=8)).date()
-    rows = session.exec(
-        select(Delivery.subscriber_id, Delivery.digest_date, Delivery.status).where(
-            col(Delivery.digest_date) >= since
-        )
-    )
-    return {(sid, day): DeliveryStatus(status) for sid, day, status in rows}
 
 
 def _record_missed(engine: Engine, decisions: list[Decision], grace: timedelta) -> list[tuple[int, date]]:

@@ -18,7 +18,6 @@ from newsletter.papers.models import Paper
 from subscribers import service
 from subscribers.mail_events import MailEvent
 from subscribers.models import (
-    NEVER_MAIL,
     Feedback,
     Status,
     Subscriber,

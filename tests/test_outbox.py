@@ -343,3 +343,32 @@ def test_kill_9_mid_batch_then_rerun_gives_every_reader_exactly_one_digest(
     assert sendgrid.recipients() == {address: 1 for address in readers}
     assert sendgrid.invalid == []
     assert {r.status for r in _rows(engine)} == {DeliveryStatus.SENT}
+
+
+# --- preview ------------------------------------------------------------------------
+
+
+def test_preview_writes_the_subscribers_digest_without_recording_anything(
+    session: Session, engine: Engine, cli, tmp_path: Path
+) -> None:
+    _seed(session)
+    out = tmp_path / "ada.html"
+    result = cli("digest", "preview", "--subscriber", "ada@example.org", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "Graph neural networks" in html and "Unsubscribe" in html
+    assert _rows(engine) == []
+    text = cli("digest", "preview", "--subscriber", "ada@example.org", "--text")
+    assert text.exit_code == 0 and "More like this: " in text.stdout and "<html" not in text.stdout
+
+
+def test_preview_for_made_up_interests(session: Session, cli) -> None:
+    _seed(session)
+    result = cli("digest", "preview", "--interests", "diffusion models for image synthesis", "--text")
+    assert result.exit_code == 0, result.output
+    assert "Diffusion models for high-resolution image synthesis" in result.stdout
+
+
+def test_preview_needs_exactly_one_of_subscriber_or_interests(cli) -> None:
+    result = cli("digest", "preview")
+    assert result.exit_code == 2 and "exactly one of --subscriber" in result.output

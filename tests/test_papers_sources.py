@@ -99,7 +99,7 @@ def test_arxiv_api_asks_for_each_page_and_waits_between_calls(
         ("20", "20"),
         ("40", "20"),
     ]
-    gaps = [b.at - a.at for a, b in zip(requests, requests[1:])]
+    gaps = [b.at - a.at for a, b in zip(requests, requests[1:], strict=False)]
     assert min(gaps) >= 0.19
 
 

@@ -10,6 +10,7 @@ import typer
 
 from newsletter.cli import db, digest, jobs, subscribers, web
 from newsletter.cli import papers
+from newsletter.cli import ranking
 
 app = typer.Typer(
     name="newsletter",
@@ -27,6 +28,9 @@ app = typer.Typer(
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(db.app, name="db")
 app.add_typer(papers.app, name="papers")
+papers.app.command("embed")(ranking.embed)
+subscribers.app.command("vote")(ranking.vote)
+app.command("recommend")(ranking.recommend)
 app.add_typer(db.config_app, name="config")
 app.add_typer(digest.app, name="digest")
 app.add_typer(digest.deliveries_app, name="deliveries")

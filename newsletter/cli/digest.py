@@ -100,7 +100,8 @@ def preview(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(body, encoding="utf-8")
         console.print(
-            f"{rendered.subject} — {len(items)} papers, {len(rendered.html.encode()) // 1024} KB HTML → {out}"
+            f"{rendered.subject} — {len(items)} papers, {len(rendered.html.encode()) // 1024} KB HTML → {out}",
+            soft_wrap=True,
         )
         if open_:
             webbrowser.open(out.resolve().as_uri())
@@ -151,9 +152,9 @@ def send(
     report = send_digests(
         engine, settings, digest_date=digest_date, subscriber_ids=ids, dry_run=dry_run, limit=limit
     )
-    console.print(report.summary())
+    console.print(report.summary(), soft_wrap=True)
     for failure in report.failures:
-        console.print(f"  delivery {failure['delivery_id']} failed: {failure['error']}")
+        console.print(f"  delivery {failure['delivery_id']} failed: {failure['error']}", soft_wrap=True)
     if fmt == Format.JSON:
         emit_one(report.as_dict(), fmt)
     elif dry_run and report.previews:
@@ -216,7 +217,7 @@ def retry_(day: DateOption = None, all_dates: Annotated[bool, typer.Option("--al
     if not reports:
         console.print("nothing to retry")
     for report in reports:
-        console.print(report.summary())
+        console.print(report.summary(), soft_wrap=True)
 
 
 def stats(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -38,7 +39,8 @@ def _log_to_stderr() -> None:
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
         force=True,
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def serve(
@@ -62,6 +64,9 @@ def serve(
     settings = get_settings()
     web = create_app(settings)
     service = SchedulerService(settings) if scheduler else None
+    # uvicorn drains on SIGINT/SIGTERM, then re-raises the signal to the handler it found:
+    # make that one a no-op, so the scheduler below still stops and releases its lease.
+    _on_stop_signal()
     if service is not None:
         service.start()
     try:
@@ -69,6 +74,11 @@ def serve(
     finally:
         if service is not None:
             service.stop()
+
+
+def _on_stop_signal(on_signal: Callable[[], None] = lambda: None) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: on_signal())
 
 
 def run_scheduler() -> None:
@@ -82,11 +92,10 @@ def run_scheduler() -> None:
     _log_to_stderr()
     service = SchedulerService(get_settings())
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    _on_stop_signal(stop.set)
     service.start()
-    role = "leading" if service.is_leader else "standing by (another scheduler leads)"
-    console.print(f"Scheduler {service.holder} started, {role}. Ctrl-C to stop.")
+    role = "Leading: running the jobs" if service.is_leader else "Standing by: another scheduler leads"
+    console.print(f"{role} (this is {service.holder}; Ctrl-C stops).")
     stop.wait()
     console.print("Stopping: letting running jobs finish…")
     service.stop()

@@ -54,7 +54,8 @@ def _parse_date(value: str | None, option: str) -> date | None:
 def _progress(label: str) -> Iterator[Progress]:
     """A rich progress bar on a terminal; on a pipe or log, a plain line every few seconds."""
     if console.is_terminal:
-        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
 
         with Bar(
             TextColumn("{task.description}"),
@@ -107,6 +108,12 @@ def import_(
     """Import papers from a file in one transaction: all of it, or nothing on error or Ctrl-C.
 
     Re-importing a file adds nothing: papers are matched by arXiv id, else by title.
+    Unusable rows are skipped and listed with their line numbers.
+
+    \b
+    Examples:
+      newsletter papers import ../shared/data/papers-page.txt
+      newsletter papers import arxiv-metadata-oai-snapshot.json --format arxiv-snapshot
     """
     from newsletter.papers.importers import detect_format, import_file
 
@@ -151,6 +158,13 @@ def ingest_(
     """Fetch new papers from the sources; one failing source does not stop the others.
 
     Exits 1 when a source failed (the others' papers are kept).
+
+    \b
+    Examples:
+      newsletter papers ingest                       # the sources in NEWSLETTER_SOURCES
+      newsletter papers ingest -s arxiv --categories cs.LG,cs.CL --since 2026-07-01
+      newsletter papers ingest -s hf-daily --date 2026-07-10
+      newsletter papers ingest -s rss --url https://example.org/feed.xml
     """
     from newsletter.db import open_database
     from newsletter.papers.ingest import ingest

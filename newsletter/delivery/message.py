@@ -58,6 +58,8 @@ def build_message(
         msg["List-Unsubscribe"] = f"<{one_click}>, <{unsubscribe_mailto(settings, subscriber_id)}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg["List-Id"] = f"Paper digest <{settings.list_id}>"
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
+    # Quoted-printable chosen up front: the library would otherwise encode each part twice
+    # (QP and base64) to pick the shorter, the costliest step of building a digest.
+    msg.set_content(rendered.text, cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", cte="base64")
     return msg

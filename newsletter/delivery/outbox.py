@@ -513,14 +513,16 @@ def send_digests(
     fresh = [s for s in subscribers if s.id not in has_row]
     if limit is not None:
         fresh = fresh[:limit]
-    if not dry_run:
-        _stale_sending(engine, settings, digest_date, subscriber_ids, report)
-    if fresh:
-        _record(engine, settings, fresh, digest_date, report, trending, now)
     if dry_run:
+        if fresh:
+            _record(engine, settings, fresh, digest_date, report, trending, now)
         return report
-    # Rows pending from this run, or left pending by an earlier one, go out now.
+    # The transport is set up first, so a missing key stops the run before anything is written.
     with get_transport(settings) as transport:
+        _stale_sending(engine, settings, digest_date, subscriber_ids, report)
+        if fresh:
+            _record(engine, settings, fresh, digest_date, report, trending, now)
+        # Rows pending from this run, or left pending by an earlier one, go out now.
         _send_pending(
             engine, settings, transport, digest_date,
             [s.id for s in subscribers if s.id is not None] if subscriber_ids is not None else None,

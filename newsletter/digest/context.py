@@ -97,7 +97,9 @@ def _paper_links(paper: Paper) -> list[dict[str, str]]:
 
 def why_picked(item: DigestItem) -> str:
     """One line telling the reader why this paper is here (matched interest + highlight)."""
-    if item.reason in _REASON_TEXT:
+    if item.reason == "author" and item.matched_interest:
+        head = f"By {item.matched_interest.removeprefix('author:').strip()}, an author you follow"
+    elif item.reason in _REASON_TEXT:
         head = _REASON_TEXT[item.reason]
     elif item.matched_interest:
         head = f"Matches your interest “{item.matched_interest}”"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -101,7 +102,7 @@ def ingest(
     sources: list[str] | None = None,
     *,
     progress: Progress | None = None,
-    **options: object,
+    **options: Any,
 ) -> IngestReport:
     """Fetch and store papers from `sources` (default: `settings.sources`).
 
@@ -122,7 +123,7 @@ def ingest(
         for name in names:
             stats = SourceStats(name=name)
             report.sources.append(stats)
-            source = build_source(name, settings, client, arxiv_client=arxiv, **options)  # type: ignore[arg-type]
+            source = build_source(name, settings, client, arxiv_client=arxiv, **options)
             if isinstance(source, RssSource) and not source.urls:
                 stats.note = "no feeds configured (NEWSLETTER_RSS_FEEDS or --url)"
                 continue

@@ -43,9 +43,10 @@ class _Prepared:
 
 def _prepare(record: PaperRecord) -> _Prepared | Skip:
     title = clean_text(record.title)
-    if not title:
+    key = title_key(record.title)
+    if not key:  # no letters or digits: nothing to show, and no identity to dedupe on
         return Skip("empty title", record.source_id)
-    return _Prepared(record, title, clean_text(record.abstract), title_key(record.title))
+    return _Prepared(record, title, clean_text(record.abstract), key)
 
 
 def _fields_for_new(p: _Prepared, now: datetime) -> dict[str, Any]:

@@ -79,8 +79,9 @@ def build_index(texts: Sequence[str]) -> Index:
     weights = counts.copy()
     row_of = np.repeat(np.arange(n_docs), np.diff(counts.indptr))
     tf = counts.data
-    # tf/(tf+K) in 0–1 (not BM25's (k1+1) scale) so a fully matched term weighs exactly its idf.
-    weights.data = (tf / (tf + norm[row_of])) * idf[counts.indices]
+    # BM25's tf part, capped at 1: one use in an average-length paper earns the term's full
+    # idf, so "matched every word of the phrase" means a lexical score of 1.
+    weights.data = np.minimum(tf * (K1 + 1) / (tf + norm[row_of]), 1.0) * idf[counts.indices]
     return Index(vectorizer, weights.tocsr(), idf, n_docs)
 
 

@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         limiter=RateLimiter(settings),
         verifier=Verifier(settings),
     )
-    app = FastAPI(title="Paper Digest", docs_url=None, redoc_url=None)
+    app = FastAPI(title="Paper Digest", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = context
     app.add_middleware(SecurityMiddleware)
     app.include_router(signup.router)

@@ -20,7 +20,7 @@ from newsletter.errors import UserError
 from newsletter.papers.models import Paper
 from newsletter.tokens import Purpose, TokenError
 from subscribers import lifecycle, service
-from subscribers.models import NEVER_MAIL, Status, Subscriber
+from subscribers.models import NEVER_MAIL, Subscriber
 from subscribers.profile import WEEKDAYS
 from subscribers.web.context import WebContext, get_context, read_form
 from subscribers.web.forms import PreferencesInput
@@ -224,6 +224,13 @@ def unsubscribe(token: str, request: Request, ctx: Context) -> Response:
 # --- feedback ------------------------------------------------------------------------------
 
 
+def _paper_id(raw: str | None) -> int | None:
+    """A paper id from a query or form field: plain ASCII digits, well inside BIGINT."""
+    if raw and raw.isascii() and raw.isdigit() and len(raw) < 12:
+        return int(raw)
+    return None
+
+
 def _feedback_target(
     ctx: WebContext, request: Request, token: str, paper_raw: str | None, vote_raw: str | None
 ) -> Response | tuple[int, Paper, int]:
@@ -232,7 +239,7 @@ def _feedback_target(
     if isinstance(found, Response):
         return found
     vote = VOTES.get(vote_raw or "")
-    paper_id = int(paper_raw) if paper_raw and paper_raw.isascii() and paper_raw.isdigit() and len(paper_raw) < 12 else None
+    paper_id = _paper_id(paper_raw)
     if vote is None or paper_id is None:
         return ctx.message(
             request, 400, "This link does not work",

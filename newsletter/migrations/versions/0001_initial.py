@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 18:14:33.107116
+Create Date: 2026-11-27 18:26:16.261475
 """
 from typing import Sequence, Union
 
@@ -50,6 +50,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_paper_first_seen_at'), ['first_seen_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_paper_title_key'), ['title_key'], unique=False)
 
+    op.create_table('phraseembedding',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('phrase', sa.String(length=512), nullable=False),
+    sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('dim', sa.Integer(), nullable=False),
+    sa.Column('vector', sa.LargeBinary(), nullable=False),
+    sa.Column('checksum', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('phrase', 'model')
+    )
     op.create_table('scheduler_lease',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
@@ -127,6 +138,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_feedback_paper_id'), ['paper_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_feedback_subscriber_id'), ['subscriber_id'], unique=False)
 
+    op.create_table('paperembedding',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('paper_id', sa.Integer(), nullable=False),
+    sa.Column('model', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('dim', sa.Integer(), nullable=False),
+    sa.Column('vector', sa.LargeBinary(), nullable=False),
+    sa.Column('checksum', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['paper_id'], ['paper.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('paper_id', 'model')
+    )
+    with op.batch_alter_table('paperembedding', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_paperembedding_model'), ['model'], unique=False)
+        batch_op.create_index(batch_op.f('ix_paperembedding_paper_id'), ['paper_id'], unique=False)
+
     op.create_table('deliveryitem',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('delivery_id', sa.Integer(), nullable=False),
@@ -180,6 +207,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_deliveryitem_delivery_id'))
 
     op.drop_table('deliveryitem')
+    with op.batch_alter_table('paperembedding', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_paperembedding_paper_id'))
+        batch_op.drop_index(batch_op.f('ix_paperembedding_model'))
+
+    op.drop_table('paperembedding')
     with op.batch_alter_table('feedback', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_feedback_subscriber_id'))
         batch_op.drop_index(batch_op.f('ix_feedback_paper_id'))
@@ -202,6 +234,7 @@ def downgrade() -> None:
 
     op.drop_table('subscriber')
     op.drop_table('scheduler_lease')
+    op.drop_table('phraseembedding')
     with op.batch_alter_table('paper', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_paper_title_key'))
         batch_op.drop_index(batch_op.f('ix_paper_first_seen_at'))

@@ -1,0 +1,333 @@
+"""The database edge of ranking: gather arrays for many subscribers, rank, explain.
+
+Everything here reads the database in bulk (IN-lists of QUERY_CHUNK ids) and hands arrays to
+the pure `ranker`; there is no query per subscriber and no Python loop over subscribers ×
+papers. Nothing here commits: new vectors are flushed into the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlmodel import Session, col, func, select
+
+from newsletter.dbtypes import utcnow
+from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
+from newsletter.errors import UserError
+from newsletter.papers.models import Paper
+from newsletter.ranking import explain, ranker, store
+from newsletter.ranking.authors import parse_name, same_person
+from newsletter.ranking.profiles import Profile, parse_profile
+from newsletter.ranking.store import QUERY_CHUNK, phrase_key
+from newsletter.settings import Settings
+from subscribers.models import Feedback, Subscriber
+from subscribers.profile import parse_interests
+
+#: Sentence vectors of abstracts, per (model, paper id): highlights of a paper picked for
+#: thousands of subscribers are computed once per process.
+_SENTENCES: dict[tuple[str, int], tuple[list[str], np.ndarray]] = {}
+_SENTENCE_CACHE_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One paper chosen for one reader, with the reason the email shows."""
+
+    paper_id: int
+    score: float
+    reason: str  # "interest" | "author" | "liked"
+    matched_interest: str | None
+    matched_terms: tuple[str, ...]
+    highlight: str | None
+
+
+def embed_missing(
+    session: Session, settings: Settings, progress: Callable[[int], None] | None = None
+) -> int:
+    """Embed every paper without a vector under the configured model; returns how many."""
+    return store.embed_missing(session, settings, progress)
+
+
+def _chunks(items: Sequence[int]) -> list[list[int]]:
+    return [list(items[i : i + QUERY_CHUNK]) for i in range(0, len(items), QUERY_CHUNK)]
+
+
+@dataclass
+class _Pool:
+    """Candidate papers loaded from the database, ordered by first_seen_at."""
+
+    cands: ranker.Candidates
+    first_seen: np.ndarray  # datetime64[us], ascending
+
+
+def _load_pool(
+    session: Session, settings: Settings, since: datetime | None, now: datetime, dim: int | None
+) -> _Pool:
+    query = select(
+        Paper.id,
+        Paper.title,
+        Paper.abstract,
+        Paper.authors,
+        Paper.upvotes,
+        Paper.published_at,
+        Paper.first_seen_at,
+    ).where(Paper.first_seen_at <= now)
+    if since is not None:
+        query = query.where(Paper.first_seen_at > since)
+    rows = list(session.exec(query.order_by(col(Paper.first_seen_at), col(Paper.id))))
+    ids = [r[0] for r in rows]
+    vectors = store.paper_vectors(session, settings, ids, dim) if ids else np.zeros(
+        (0, dim or 1), dtype=np.float32
+    )
+    upvotes = np.array([r[4] or 0 for r in rows], dtype=np.float32)
+    age = np.array(
+        [((now - (r[5] or r[6])).total_seconds() / 86400.0) for r in rows], dtype=np.float32
+    )
+    from newsletter.ranking import scoring
+
+    cands = ranker.Candidates(
+        ids=np.array(ids, dtype=np.int64),
+        vectors=vectors,
+        titles=[r[1] for r in rows],
+        abstracts=[r[2] or "" for r in rows],
+        bylines=[list(r[3] or []) for r in rows],
+        prior=scoring.prior(upvotes, age),
+    )
+    first_seen = np.array([r[6].replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
+    return _Pool(cands, first_seen)
+
+
+def _voted(
+    session: Session, settings: Settings, ids: set[int], dim: int
+) -> dict[int, ranker.VotedPaper]:
+    """Vectors and texts of the papers people voted on (they may be old papers)."""
+    ordered = sorted(ids)
+    if not ordered:
+        return {}
+    vectors = store.paper_vectors(session, settings, ordered, dim)
+    texts: dict[int, tuple[str, str]] = {}
+    for chunk in _chunks(ordered):
+        for pid, title, abstract in session.exec(
+            select(Paper.id, Paper.title, Paper.abstract).where(col(Paper.id).in_(chunk))
+        ):
+            texts[pid] = (title, abstract or "")
+    return {
+        pid: ranker.VotedPaper(vector, *texts[pid]) for pid, vector in zip(ordered, vectors)
+    }
+
+
+def _phrase_vectors(
+    session: Session, settings: Settings, profiles: Sequence[Profile]
+) -> dict[str, np.ndarray]:
+    phrases = list(dict.fromkeys(x for p in profiles for x in (*p.phrases, *p.excludes)))
+    if not phrases:
+        return {}
+    vectors = store.phrase_vectors(session, settings, phrases)
+    return {phrase_key(p): v for p, v in zip(phrases, vectors)}
+
+
+def _rank(
+    session: Session,
+    settings: Settings,
+    profiles: list[Profile],
+    *,
+    since: list[datetime | None],
+    blocked_ids: list[set[int]],
+    caps: list[int],
+    now: datetime,
+) -> list[list[Pick]]:
+    """Rank `profiles` against the papers each may still get; explain every pick."""
+    phrase_vecs = _phrase_vectors(session, settings, profiles)
+    dim = next(iter(phrase_vecs.values())).shape[0] if phrase_vecs else None
+    earliest = None if any(s is None for s in since) else min(since, default=None)
+    pool = _load_pool(session, settings, earliest, now, dim)
+    cands = pool.cands
+    if len(cands.ids) == 0:
+        return [[] for _ in profiles]
+    dim = cands.vectors.shape[1]
+    voted = _voted(session, settings, {pid for p in profiles for pid in (*p.liked, *p.disliked)}, dim)
+    signals = ranker.build_signals(cands, profiles, phrase_vecs, voted)
+    first_column = [
+        0 if s is None else int(np.searchsorted(pool.first_seen, np.datetime64(s.replace(tzinfo=None), "us"), side="right"))
+        for s in since
+    ]
+    blocked = [[cands.column[pid] for pid in ids if pid in cands.column] for ids in blocked_ids]
+    choices = ranker.rank(
+        cands, profiles, signals, caps=caps, min_score=settings.min_score,
+        first_column=first_column, blocked=blocked,
+    )
+    query_vectors = {
+        r: (phrase_vecs.get(phrase_key(signals.label[r])) if signals.kind[r] == "interest" else None)
+        for r in {c.signal for cs in choices for c in cs if c.signal is not None}
+    }
+    for pid, paper in voted.items():
+        if ("liked", pid) in signals.row:
+            query_vectors[signals.row[("liked", pid)]] = paper.vector
+    sentence_vectors = _sentence_vectors(settings, cands, {c.column for cs in choices for c in cs})
+    return [
+        [_explain(cands, signals, profile, c, query_vectors, sentence_vectors) for c in cs]
+        for profile, cs in zip(profiles, choices)
+    ]
+
+
+def _sentence_vectors(
+    settings: Settings, cands: ranker.Candidates, columns: set[int]
+) -> dict[int, np.ndarray]:
+    """Sentence vectors of the picked papers' abstracts (one encode call for all of them)."""
+    from newsletter.ranking import embedder
+
+    model = embedder.model_identity(settings)
+    todo = [c for c in sorted(columns) if (model, int(cands.ids[c])) not in _SENTENCES]
+    if todo:
+        parts = [explain.sentences(cands.abstracts[c]) for c in todo]
+        flat = [s for p in parts for s in p]
+        vectors = embedder.encode(settings, flat)
+        if len(_SENTENCES) > _SENTENCE_CACHE_LIMIT:
+            _SENTENCES.clear()
+        at = 0
+        for c, p in zip(todo, parts):
+            _SENTENCES[(model, int(cands.ids[c]))] = (p, vectors[at : at + len(p)])
+            at += len(p)
+    return {c: _SENTENCES[(model, int(cands.ids[c]))][1] for c in columns}
+
+
+def _explain(
+    cands: ranker.Candidates,
+    signals: ranker.Signals,
+    profile: Profile,
+    choice: ranker.Choice,
+    query_vectors: dict[int, np.ndarray | None],
+    sentence_vectors: dict[int, np.ndarray],
+) -> Pick:
+    c = choice.column
+    title, abstract = cands.titles[c], cands.abstracts[c]
+    if choice.reason == "author":
+        names = [parse_name(a) for a in cands.bylines[c]]
+        followed = next(
+            a for a in profile.authors
+            if (f := parse_name(a)) and any(n and same_person(f, n) for n in names)
+        )
+        interest, terms, vector = f"author: {followed}", (), None
+    else:
+        assert choice.signal is not None
+        interest = signals.label[choice.signal]
+        vector = query_vectors.get(choice.signal)
+        terms = explain.matched_terms(interest, title, abstract) if choice.reason == "interest" else ()
+    return Pick(
+        paper_id=int(cands.ids[c]),
+        score=round(choice.score, 4),
+        reason=choice.reason,
+        matched_interest=interest,
+        matched_terms=terms,
+        highlight=explain.highlight(
+            interest if choice.reason != "liked" else "", vector, abstract, sentence_vectors.get(c)
+        ),
+    )
+
+
+def _last_sent(session: Session, ids: list[int]) -> dict[int, datetime]:
+    out: dict[int, datetime] = {}
+    for chunk in _chunks(ids):
+        query = (
+            select(Delivery.subscriber_id, func.max(Delivery.sent_at))
+            .where(Delivery.status == DeliveryStatus.SENT, col(Delivery.subscriber_id).in_(chunk))
+            .group_by(col(Delivery.subscriber_id))
+        )
+        for sid, sent_at in session.exec(query):
+            if sent_at is not None:
+                out[sid] = sent_at
+    return out
+
+
+def _already_sent(session: Session, ids: list[int], since: datetime | None) -> dict[int, set[int]]:
+    """Papers in each subscriber's non-failed deliveries (restricted to possible candidates)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for chunk in _chunks(ids):
+        query = (
+            select(Delivery.subscriber_id, DeliveryItem.paper_id)
+            .join(DeliveryItem, col(DeliveryItem.delivery_id) == col(Delivery.id))
+            .where(Delivery.status != DeliveryStatus.FAILED, col(Delivery.subscriber_id).in_(chunk))
+        )
+        if since is not None:
+            query = query.join(Paper, col(Paper.id) == col(DeliveryItem.paper_id)).where(
+                Paper.first_seen_at > since
+            )
+        for sid, pid in session.exec(query):
+            out[sid].add(pid)
+    return out
+
+
+def _votes(session: Session, ids: list[int]) -> dict[int, dict[int, int]]:
+    out: dict[int, dict[int, int]] = defaultdict(dict)
+    for chunk in _chunks(ids):
+        for sid, pid, vote in session.exec(
+            select(Feedback.subscriber_id, Feedback.paper_id, Feedback.vote).where(
+                col(Feedback.subscriber_id).in_(chunk)
+            )
+        ):
+            out[sid][pid] = vote
+    return out
+
+
+def recommend(
+    session: Session,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    *,
+    now: datetime | None = None,
+) -> dict[int, list[Pick]]:
+    """Each subscriber's next digest: new, unsent papers above min_score, best first.
+
+    Candidates are papers first seen since the subscriber's last sent digest (else the last
+    `candidate_window_days`); papers already in a non-failed delivery, or voted on, never come
+    back; at most `max_papers`; an empty list is a legitimate answer.
+    """
+    now = now or utcnow()
+    ids = [s.id for s in subscribers if s.id is not None]
+    last = _last_sent(session, ids)
+    window = now - timedelta(days=settings.candidate_window_days)
+    since = [last.get(s.id, window) if s.id is not None else window for s in subscribers]
+    earliest = min(since, default=window)
+    sent = _already_sent(session, ids, earliest)
+    votes = _votes(session, ids)
+    profiles = []
+    for s in subscribers:
+        mine = votes.get(s.id or -1, {})
+        profiles.append(
+            parse_profile(
+                list(s.interests),
+                liked=tuple(p for p, v in mine.items() if v > 0),
+                disliked=tuple(p for p, v in mine.items() if v < 0),
+            )
+        )
+    blocked = [sent.get(s.id or -1, set()) | set(votes.get(s.id or -1, {})) for s in subscribers]
+    picks = _rank(
+        session, settings, profiles, since=list(since), blocked_ids=blocked,
+        caps=[s.max_papers for s in subscribers], now=now,
+    )
+    return {s.id: p for s, p in zip(subscribers, picks) if s.id is not None}
+
+
+def recommend_for_interests(
+    session: Session,
+    settings: Settings,
+    interests: list[str],
+    *,
+    limit: int = 10,
+    since: datetime | None = None,
+) -> list[Pick]:
+    """The papers a profile of `interests` would get now (since `since`, else all stored)."""
+    if not 1 <= limit <= 1000:
+        raise UserError(f"limit {limit} is outside 1–1000")
+    profile = parse_profile(parse_interests(interests))
+    if profile.empty:
+        raise UserError("only exclusions given; add at least one interest or `author: Name`")
+    picks = _rank(
+        session, settings, [profile], since=[since], blocked_ids=[set()], caps=[limit],
+        now=utcnow(),
+    )
+    return picks[0]
