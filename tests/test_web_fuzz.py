@@ -8,8 +8,10 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from newsletter.db import session_scope
 from newsletter.settings import Settings
 from subscribers.web import create_app
+from tests.support.papers import make_paper
 from tests.support.web import WebhookSigner, client, csrf_token, signer  # noqa: F401  (fixture)
 
 FIELDS = ("email", "interests", "timezone", "frequency", "max_papers", "action", "csrf_token")
@@ -49,9 +51,24 @@ def app(database_url: str, monkeypatch: pytest.MonkeyPatch, signer: WebhookSigne
     return create_app(Settings())
 
 
+@pytest.fixture
+def papers(app: FastAPI) -> None:
+    """A few embedded papers, so previews run the real ranking."""
+    from newsletter.ranking.service import embed_missing
+
+    engine = app.state.web.engine
+    with session_scope(engine) as session:
+        session.add_all(make_paper(index) for index in range(4))
+    with session_scope(engine) as session:
+        embed_missing(session, app.state.web.settings)
+
+
+@pytest.mark.slow
 @FUZZ
 @given(form=forms, keep_token=st.booleans())
-def test_sign_up_form_never_fails_with_a_server_error(app: FastAPI, form: dict[str, str], keep_token: bool) -> None:
+def test_sign_up_form_never_fails_with_a_server_error(
+    app: FastAPI, papers: None, form: dict[str, str], keep_token: bool
+) -> None:
     with client(app) as web:
         if keep_token:
             form = {**form, "csrf_token": csrf_token(web)}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, update
+from sqlalchemy import Engine, and_, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -228,6 +228,7 @@ def _new_delivery(
         status=status,
         message_id=new_message_id(settings, f"digest.{digest_date:%Y%m%d}.{subscriber.id}"),
     )
+    known = {item.paper.id for item in items}
     rows = [
         DeliveryItem(
             delivery_id=0,
@@ -239,7 +240,7 @@ def _new_delivery(
             highlight=pick.highlight,
         )
         for rank, pick in enumerate(picks, start=1)
-        if any(item.paper.id == pick.paper_id for item in items)
+        if pick.paper_id in known
     ]
     return delivery, rows
 
@@ -353,28 +354,22 @@ def _claimer(engine: Engine):  # type: ignore[no-untyped-def]
 
 
 def _mark(engine: Engine, result: SendResult, report: SendReport) -> None:
-    with session_scope(engine) as session:
-        row = session.get(Delivery, result.key)
-        if row is None:  # the subscriber was erased meanwhile
-            return
-        now = utcnow()
-        row.updated_at = now
-        if result.ok:
-            row.status = DeliveryStatus.SENT
-            row.sent_at = now
-            row.provider_message_id = result.provider_id
-            row.last_error = None
-            report.sent += 1
-        elif not result.attempted:
-            row.status = DeliveryStatus.PENDING
-            row.attempts = max(row.attempts - 1, 0)
-            row.last_error = result.error
-        else:
-            row.status = DeliveryStatus.FAILED
-            row.last_error = result.error
-            report.failed += 1
-            report.failures.append({"delivery_id": row.id, "error": result.error})
-        session.add(row)
+    """Record the provider's answer at once (one UPDATE, committed: a 202 is never forgotten)."""
+    now = utcnow()
+    values: dict[str, Any]
+    if result.ok:
+        values = {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None,
+                  "provider_message_id": result.provider_id}
+        report.sent += 1
+    elif not result.attempted:  # nothing reached the provider: it stays owed
+        values = {"status": DeliveryStatus.PENDING, "last_error": result.error,
+                  "attempts": case((col(Delivery.attempts) > 0, col(Delivery.attempts) - 1), else_=0)}
+    else:
+        values = {"status": DeliveryStatus.FAILED, "last_error": result.error}
+        report.failed += 1
+        report.failures.append({"delivery_id": result.key, "error": result.error})
+    with engine.begin() as conn:
+        conn.execute(update(Delivery).where(col(Delivery.id) == result.key).values(updated_at=now, **values))
 
 
 def _outgoing_batch(

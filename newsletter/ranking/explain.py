@@ -8,6 +8,7 @@ match, so the email can show the one line that makes the pick obvious.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ MIN_SENTENCE_CHARS = 40
 MAX_HIGHLIGHT_CHARS = 300
 
 
+@lru_cache(maxsize=16_384)
 def sentences(abstract: str) -> list[str]:
     """The abstract split into sentences worth showing (fragments dropped)."""
     parts = [s.strip() for s in _SENTENCE_END.split(" ".join((abstract or "").split()))]
@@ -50,7 +52,7 @@ def highlight(
         return None
     words = set(lexical.tokens(interest))
     overlap = np.array(
-        [len(words & set(lexical.tokens(s))) / max(len(words), 1) for s in parts], dtype=np.float32
+        [len(words & lexical.token_set(s)) / max(len(words), 1) for s in parts], dtype=np.float32
     )
     score = 0.5 * overlap
     if interest_vector is not None and sentence_vectors is not None and len(sentence_vectors):

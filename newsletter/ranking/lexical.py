@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -117,9 +118,15 @@ def scores(index: Index, queries: Sequence[str]) -> np.ndarray:
     return raw / np.maximum(totals, 1e-6)[:, None]
 
 
+@lru_cache(maxsize=16_384)
+def token_set(text: str) -> frozenset[str]:
+    """The distinct tokens of `text` (cached: one paper is explained for many readers)."""
+    return frozenset(tokens(text))
+
+
 def matched_terms(query: str, text: str) -> tuple[str, ...]:
     """The words of `query` that also occur in `text`, as the reader typed them."""
-    present = set(tokens(text))
+    present = token_set(text)
     seen: dict[str, str] = {}
     for raw in _TOKEN.findall(query):
         for term in tokens(raw):

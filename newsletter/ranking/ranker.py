@@ -41,11 +41,17 @@ class Candidates:
 
     @cached_property
     def index(self) -> lexical.Index:
-        return lexical.build_index(self.texts)
+        # The title counts twice (a poor man's BM25F): a term in the title is what the paper
+        # is about; the same term once in the abstract may be a passing mention.
+        return lexical.build_index([f"{t}. {t}. {a}" for t, a in zip(self.titles, self.abstracts)])
 
     @cached_property
     def authors(self) -> AuthorIndex:
         return AuthorIndex(self.bylines)
+
+    @cached_property
+    def neighbours(self):  # type: ignore[no-untyped-def]
+        return scoring.neighbour_matrix(self.vectors, scoring.WEIGHTS.neighbours)
 
     @cached_property
     def column(self) -> dict[int, int]:
@@ -110,6 +116,9 @@ def build_signals(
     fused = scoring.signal_scores(
         queries, cands.vectors, lex, refine_rows=interest, weights=weights
     )
+    # Exclusions judge the paper itself: only positive signals borrow from neighbours.
+    positive = np.flatnonzero([k != "exclude" for k, _ in order])
+    fused[positive] = scoring.smooth(fused[positive], cands.neighbours, weights)
     liked = np.array([k == "liked" for k, _ in order], dtype=bool)
     fused[liked] *= np.float32(weights.liked)
     return Signals(

@@ -14,8 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 NEG = np.float32(-np.inf)
+#: Phrase scores below this are "not about it" and add no breadth bonus (see Weights.breadth).
+BREADTH_FLOOR = 0.2
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,17 @@ class Weights:
     feedback: float = 0.6
     #: How many of a phrase's best candidates feed that mean.
     feedback_top: int = 8
+    #: Neighbour smoothing: a paper's score blends with the mean score of its `neighbours`
+    #: most similar candidates, `smoothing_rounds` times. Papers of one topic form tight
+    #: clusters; a paper whose neighbours all match an interest is on topic even if its own
+    #: wording is unusual (+0.03–0.06 nDCG on arxiv-2007, see benchmarks/relevance.py).
+    smoothing: float = 0.5
+    neighbours: int = 10
+    smoothing_rounds: int = 2
+    #: Breadth bonus: this times the mean, over the profile's phrases, of how far each phrase's
+    #: score exceeds BREADTH_FLOOR. A paper matching several of one's phrases ranks a little
+    #: higher; one strong match among unrelated interests loses nothing (never an average).
+    breadth: float = 0.3
     #: Liked papers are whole abstracts: paper–paper cosines run higher than phrase–paper
     #: ones, so they are scaled down to compete fairly with typed interests.
     liked: float = 0.85
@@ -69,6 +83,34 @@ def refine(
     return (moved / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def neighbour_matrix(papers: np.ndarray, k: int) -> sparse.csr_matrix:
+    """N × N row-stochastic matrix: each paper's k most similar other candidates, 1/k each."""
+    n = papers.shape[0]
+    k = min(k, n - 1)
+    if k <= 0:
+        return sparse.identity(n, dtype=np.float32, format="csr")
+    sim = papers @ papers.T
+    np.fill_diagonal(sim, -np.inf)
+    cols = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    rows = np.repeat(np.arange(n), k)
+    data = np.full(n * k, 1.0 / k, dtype=np.float32)
+    return sparse.csr_matrix((data, (rows, cols.ravel())), shape=(n, n))
+
+
+def smooth(
+    fused: np.ndarray, neighbours: sparse.csr_matrix, weights: Weights = WEIGHTS
+) -> np.ndarray:
+    """Blend each score with its neighbours' mean score (see `Weights.smoothing`)."""
+    if weights.smoothing <= 0 or fused.size == 0:
+        return fused
+    alpha = np.float32(weights.smoothing)
+    out = fused
+    for _ in range(weights.smoothing_rounds):
+        spread = np.asarray((neighbours @ out.T).T, dtype=np.float32)
+        out = (1 - alpha) * fused + alpha * spread
+    return out.astype(np.float32, copy=False)
+
+
 def signal_scores(
     queries: np.ndarray,
     papers: np.ndarray,
@@ -96,10 +138,13 @@ def prior(
     return (weights.popularity * popular + weights.recency * fresh).astype(np.float32)
 
 
-def gather_max(rows: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gather_max(
+    rows: np.ndarray, index: np.ndarray, breadth: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """For each profile (row of `index`, −1 = padding) the best of its rows, and which one.
 
     rows: R × N; index: S × K → best: S × N, which: S × N (position in `index`, 0…K−1).
+    With `breadth` > 0 the mean of the profile's rows is added, times `breadth`.
     """
     n = rows.shape[1]
     if index.shape[1] == 0:
@@ -110,6 +155,10 @@ def gather_max(rows: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndar
     stacked = padded[np.where(index < 0, rows.shape[0], index)]  # S × K × N
     which = stacked.argmax(axis=1).astype(np.int32)
     best = np.take_along_axis(stacked, which[:, None, :], axis=1)[:, 0, :]
+    if breadth > 0 and index.shape[1] > 1:
+        valid = (index >= 0).sum(axis=1).astype(np.float32)[:, None]
+        support = np.where(np.isfinite(stacked), np.maximum(stacked - BREADTH_FLOOR, 0), 0)
+        best = best + np.float32(breadth) * support.sum(axis=1) / np.maximum(valid, 1)
     return best, which
 
 
@@ -134,7 +183,7 @@ def profile_scores(
     `signals` holds fused rows (phrases, liked papers already scaled); `dense` holds the
     plain cosines used for disliked papers.
     """
-    best, which = gather_max(signals, profiles.positive)
+    best, which = gather_max(signals, profiles.positive, weights.breadth)
     if profiles.disliked.shape[1]:
         worst, _ = gather_max(dense, profiles.disliked)
         best = best - np.float32(weights.disliked) * np.maximum(

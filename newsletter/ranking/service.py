@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -168,10 +168,22 @@ def _rank(
         if ("liked", pid) in signals.row:
             query_vectors[signals.row[("liked", pid)]] = paper.vector
     sentence_vectors = _sentence_vectors(settings, cands, {c.column for cs in choices for c in cs})
-    return [
-        [_explain(cands, signals, profile, c, query_vectors, sentence_vectors) for c in cs]
-        for profile, cs in zip(profiles, choices)
-    ]
+    # Thousands of readers share (interest, paper) pairs: explain each pair once.
+    memo: dict[tuple[object, ...], Pick] = {}
+    out: list[list[Pick]] = []
+    for profile, cs in zip(profiles, choices):
+        picks = []
+        for c in cs:
+            key = (c.column, c.reason, c.signal, profile.authors if c.reason == "author" else ())
+            pick = memo.get(key)
+            if pick is None:
+                pick = _explain(cands, signals, profile, c, query_vectors, sentence_vectors)
+                memo[key] = pick
+            if pick.score != round(c.score, 4):  # same explanation, this reader's own score
+                pick = replace(pick, score=round(c.score, 4))
+            picks.append(pick)
+        out.append(picks)
+    return out
 
 
 def _sentence_vectors(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from subscribers.webhook import (
 )
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 Context = Annotated[WebContext, Depends(get_context)]
 
 
@@ -39,6 +41,7 @@ def sendgrid_events(
         )
         events = parse_events(body)
     except WebhookRefused as exc:
+        log.warning("SendGrid webhook refused (%s): %s", exc.status, exc.reason)
         return JSONResponse({"reason": exc.reason}, status_code=exc.status)
     try:
         with ctx.session() as session:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse
+from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,7 @@ from newsletter.errors import UserError
 from newsletter.papers.models import Paper
 from newsletter.tokens import Purpose, TokenError
 from subscribers import lifecycle, service
+from subscribers.feedback import record_vote
 from subscribers.models import NEVER_MAIL, Subscriber
 from subscribers.profile import WEEKDAYS
 from subscribers.web.context import WebContext, get_context, read_form
@@ -92,50 +94,53 @@ def _preferences_page(
     )
 
 
-def _load(ctx: WebContext, subscriber_id: int) -> Subscriber | None:
-    with ctx.session() as session:
-        return session.get(Subscriber, subscriber_id)
+def _linked(
+    ctx: WebContext,
+    request: Request,
+    session: Session,
+    purpose: Purpose,
+    token: str,
+    *,
+    allow_expired: bool = False,
+) -> Subscriber | Response:
+    """The subscriber a link names (loaded in `session`), or the page saying why there is none."""
+    found = _subscriber_id(ctx, request, purpose, token, allow_expired=allow_expired)
+    if isinstance(found, Response):
+        return found
+    subscriber = session.get(Subscriber, found)
+    return _gone(ctx, request) if subscriber is None else subscriber
 
 
 @router.get("/preferences/{token}")
 def preferences(token: str, request: Request, ctx: Context) -> Response:
     """The preferences form, with liked and disliked papers."""
-    found = _subscriber_id(ctx, request, Purpose.PREFERENCES, token)
-    if isinstance(found, Response):
-        return found
-    subscriber = _load(ctx, found)
-    if subscriber is None:
-        return _gone(ctx, request)
+    with ctx.session() as session:
+        subscriber = _linked(ctx, request, session, Purpose.PREFERENCES, token)
+    if isinstance(subscriber, Response):
+        return subscriber
     return _preferences_page(ctx, request, token, subscriber)
 
 
 @router.post("/preferences/{token}")
 def save_preferences(token: str, request: Request, ctx: Context, form: Form) -> Response:
     """Save the form, or pause / resume digests (the `action` button pressed)."""
-    found = _subscriber_id(ctx, request, Purpose.PREFERENCES, token)
-    if isinstance(found, Response):
-        return found
-    subscriber = _load(ctx, found)
-    if subscriber is None:
-        return _gone(ctx, request)
     action = form.get("action")
     values = PreferencesInput.from_form(form) if action == "save" else None
-    if not ctx.csrf_ok(request, form):
-        return _preferences_page(
-            ctx, request, token, subscriber, 403,
-            "This form expired or came from another page. Please submit it again.", values,
-        )
     with ctx.session() as session:
-        subscriber = session.get(Subscriber, found)
-        if subscriber is None:
-            return _gone(ctx, request)
+        subscriber = _linked(ctx, request, session, Purpose.PREFERENCES, token)
+        if isinstance(subscriber, Response):
+            return subscriber
+        if not ctx.csrf_ok(request, form):
+            return _preferences_page(
+                ctx, request, token, subscriber, 403,
+                "This form expired or came from another page. Please submit it again.", values,
+            )
         if action in ("pause", "resume"):
             lifecycle.set_paused(session, subscriber, action == "pause")
         elif values is not None:
             try:
                 service.update(session, subscriber, values.validate())
             except UserError as exc:
-                session.rollback()
                 return _preferences_page(ctx, request, token, subscriber, 400, exc.message, values)
     return RedirectResponse(f"/preferences/{token}?saved=1", status_code=303)
 
@@ -143,13 +148,10 @@ def save_preferences(token: str, request: Request, ctx: Context, form: Form) -> 
 @router.get("/preferences/{token}/data.json")
 def download(token: str, request: Request, ctx: Context) -> Response:
     """Everything stored about the subscriber, as a JSON file."""
-    found = _subscriber_id(ctx, request, Purpose.PREFERENCES, token)
-    if isinstance(found, Response):
-        return found
     with ctx.session() as session:
-        subscriber = session.get(Subscriber, found)
-        if subscriber is None:
-            return _gone(ctx, request)
+        subscriber = _linked(ctx, request, session, Purpose.PREFERENCES, token)
+        if isinstance(subscriber, Response):
+            return subscriber
         data = lifecycle.export(session, subscriber)
     return Response(
         json.dumps(data, indent=2, ensure_ascii=False),
@@ -161,11 +163,10 @@ def download(token: str, request: Request, ctx: Context) -> Response:
 @router.get("/preferences/{token}/delete")
 def delete_page(token: str, request: Request, ctx: Context) -> Response:
     """Asks "really delete everything?"."""
-    found = _subscriber_id(ctx, request, Purpose.PREFERENCES, token)
-    if isinstance(found, Response):
-        return found
-    if _load(ctx, found) is None:
-        return _gone(ctx, request)
+    with ctx.session() as session:
+        subscriber = _linked(ctx, request, session, Purpose.PREFERENCES, token)
+    if isinstance(subscriber, Response):
+        return subscriber
     return ctx.render(request, "delete.html", token=token)
 
 
@@ -192,12 +193,10 @@ def delete(token: str, request: Request, ctx: Context, form: Form) -> Response:
 @router.get("/unsubscribe/{token}")
 def unsubscribe_page(token: str, request: Request, ctx: Context) -> Response:
     """One button; the GET itself changes nothing (mail scanners follow links)."""
-    found = _subscriber_id(ctx, request, Purpose.UNSUBSCRIBE, token, allow_expired=True)
-    if isinstance(found, Response):
-        return found
-    subscriber = _load(ctx, found)
-    if subscriber is None:
-        return _gone(ctx, request)
+    with ctx.session() as session:
+        subscriber = _linked(ctx, request, session, Purpose.UNSUBSCRIBE, token, allow_expired=True)
+    if isinstance(subscriber, Response):
+        return subscriber
     return ctx.render(
         request, "unsubscribe.html", token=token, done=subscriber.status in NEVER_MAIL
     )
@@ -210,13 +209,10 @@ def unsubscribe(token: str, request: Request, ctx: Context) -> Response:
     An expired but genuine link still unsubscribes: stopping mail is always safe, and the
     person asked for it.
     """
-    found = _subscriber_id(ctx, request, Purpose.UNSUBSCRIBE, token, allow_expired=True)
-    if isinstance(found, Response):
-        return found
     with ctx.session() as session:
-        subscriber = session.get(Subscriber, found)
-        if subscriber is None:
-            return _gone(ctx, request)
+        subscriber = _linked(ctx, request, session, Purpose.UNSUBSCRIBE, token, allow_expired=True)
+        if isinstance(subscriber, Response):
+            return subscriber
         lifecycle.unsubscribe(session, subscriber)
     return ctx.render(request, "unsubscribe.html", token=token, done=True, just_now=True)
 
@@ -284,8 +280,6 @@ def feedback(token: str, request: Request, ctx: Context, form: Form) -> Response
             request, "feedback.html", 403, token=token, paper=paper, vote=vote, state="ready",
             retry=True,
         )
-    from subscribers.feedback import record_vote
-
     with ctx.session() as session:
         record_vote(session, subscriber_id, paper.id or 0, vote)
     return ctx.render(

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
 from newsletter.settings import Settings
 from subscribers.web import create_app
@@ -105,9 +106,20 @@ def free_port() -> int:
 
 @contextmanager
 def serve(app: FastAPI, port: int) -> Iterator[str]:
-    """Serve `app` with uvicorn on 127.0.0.1:`port` in a thread; stopped on exit."""
+    """Serve `app` with uvicorn on 127.0.0.1:`port` in a thread; stopped on exit, and
+    failing if any request got a 5xx answer."""
+    server_errors: list[str] = []
+
+    async def watched(scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 500:
+                server_errors.append(f"{scope['method']} {scope['path']} → {message['status']}")
+            await send(message)
+
+        await app(scope, receive, watch)
+
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(watched, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -121,6 +133,7 @@ def serve(app: FastAPI, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+    assert not server_errors, server_errors
 
 
 # --- fixtures (import them into a test module to use them) ------------------------------------
