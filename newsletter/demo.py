@@ -16,6 +16,8 @@ import html
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -24,6 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from sqlalchemy import Engine
 from rich.table import Table
 from sqlmodel import Session, col, select
 
@@ -57,7 +60,7 @@ class Outcome:
 
     email: str
     interests: str
-    local_time: str
+    sent_at: str  # in the subscriber's own timezone
     status: str
     picked: int
     top_pick: str
@@ -109,24 +112,18 @@ def run(home: Path = DEMO_HOME) -> tuple[list[Outcome], Path]:
     return outcomes, index
 
 
-class _step:
-    """Print what is happening and how long it took (stderr, for people)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        self.started = time.perf_counter()
-        err.print(f"• {self.what}…")
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            err.print(f"  done in {time.perf_counter() - self.started:.1f} s")
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    """Say what is happening and how long it took (stderr, for people)."""
+    started = time.perf_counter()
+    err.print(f"• {what}…")
+    yield
+    err.print(f"  done in {time.perf_counter() - started:.1f} s")
 
 
-def _outcomes(engine: object) -> list[Outcome]:
+def _outcomes(engine: Engine) -> list[Outcome]:
     outcomes = []
-    with Session(engine) as session:  # type: ignore[arg-type]
+    with Session(engine) as session:
         for subscriber in session.exec(select(Subscriber).order_by(col(Subscriber.id))):
             delivery = session.exec(
                 select(Delivery).where(Delivery.subscriber_id == subscriber.id)
@@ -141,12 +138,16 @@ def _outcomes(engine: object) -> list[Outcome]:
                         .order_by(col(DeliveryItem.rank))
                     )
                 )
-            local = utcnow().astimezone(ZoneInfo(subscriber.timezone))
+            sent = delivery.sent_at if delivery else None
             outcomes.append(
                 Outcome(
                     email=subscriber.email,
                     interests="; ".join(subscriber.interests),
-                    local_time=f"{local:%H:%M} {subscriber.timezone}",
+                    sent_at=(
+                        f"{sent.astimezone(ZoneInfo(subscriber.timezone)):%a %H:%M} {subscriber.timezone}"
+                        if sent
+                        else "—"
+                    ),
                     status=str(delivery.status) if delivery else "not due",
                     picked=len(items),
                     top_pick=items[0][1].title if items else "—",
@@ -198,11 +199,11 @@ def main() -> int:
     started = time.perf_counter()
     outcomes, index = run()
     table = Table(title="What each demo subscriber got")
-    for column in ("subscriber", "interests", "local time", "papers picked", "top pick"):
+    for column in ("subscriber", "interests", "sent at (their time)", "papers picked", "top pick"):
         table.add_column(column, overflow="fold")
     for outcome in outcomes:
         table.add_row(
-            outcome.email, outcome.interests, outcome.local_time, str(outcome.picked), outcome.top_pick
+            outcome.email, outcome.interests, outcome.sent_at, str(outcome.picked), outcome.top_pick
         )
     Console(width=max(120, Console().width), markup=False).print(table)
     print(f"\nEvery rendered email is linked from: {index.resolve()}")

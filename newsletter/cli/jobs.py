@@ -159,10 +159,15 @@ def run(
     _log_to_stderr()
     settings = get_settings()
     if spec.name == "ingest":
+        embedded = 0
+
+        def progress(count: int) -> None:
+            nonlocal embedded
+            embedded += count
+            status.update(f"embedding new papers: {embedded} done")
+
         with console.status("ingesting…") as status:
-            report = spec.function()(
-                settings, progress=lambda n: status.update(f"embedding: {n} papers")
-            )
+            report = spec.function()(settings, progress=progress)
     else:
         with console.status("dispatching…"):
             report = spec.function()(settings)

@@ -23,11 +23,11 @@ MAX_HIGHLIGHT_CHARS = 300
 
 
 @lru_cache(maxsize=16_384)
-def sentences(abstract: str) -> list[str]:
+def sentences(abstract: str) -> tuple[str, ...]:
     """The abstract split into sentences worth showing (fragments dropped)."""
     parts = [s.strip() for s in _SENTENCE_END.split(" ".join((abstract or "").split()))]
     useful = [s for s in parts if len(s) >= MIN_SENTENCE_CHARS]
-    return useful or [p for p in parts if p]
+    return tuple(useful or [p for p in parts if p])
 
 
 def shorten(sentence: str) -> str:

@@ -29,7 +29,7 @@ from subscribers.profile import parse_interests
 
 #: Sentence vectors of abstracts, per (model, paper id): highlights of a paper picked for
 #: thousands of subscribers are computed once per process.
-_SENTENCES: dict[tuple[str, int], tuple[list[str], np.ndarray]] = {}
+_SENTENCES: dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]] = {}
 _SENTENCE_CACHE_LIMIT = 50_000
 
 
