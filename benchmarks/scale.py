@@ -7,7 +7,7 @@ yesterday) and N subscribers with 3–5 interests each, drawn from ~3,000 realis
 (frequent title n-grams of arXiv-2007 and CSFCube, plus arXiv category names).
 1. Embedding: papers/s of `embed_missing` vs raw `SentenceTransformer.encode` on the same
    texts in the same process; then a second `embed_missing`, which must embed 0.
-2. Ranking: for each N, a fresh process runs `recommend()` for everyone (vectors and phrase
+2. Ranking: for each N, a fresh process runs `recommend()` for everyone (CALLER_CHUNK a call) (vectors and phrase
    vectors already stored, highlights included) and reports wall seconds and peak RSS.
 """
 
@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 EVAL = ROOT.parent / "shared" / "eval"
+#: Subscribers per recommend() call, as a digest job would hand them over.
+CALLER_CHUNK = 10_000
 
 
 def _peak_rss_mb() -> float:
@@ -119,11 +121,13 @@ def rank(db: Path, n: int) -> dict[str, float]:
     settings = Settings()
     engine = open_database(settings)
     start = time.perf_counter()
+    sizes: list[int] = []
     with session_scope(engine) as session:
         people = list(session.exec(select(Subscriber).order_by(col(Subscriber.id)).limit(n)))
-        picks = service.recommend(session, settings, people)
+        for at in range(0, len(people), CALLER_CHUNK):
+            picks = service.recommend(session, settings, people[at : at + CALLER_CHUNK])
+            sizes += [len(p) for p in picks.values()]
     seconds = time.perf_counter() - start
-    sizes = [len(p) for p in picks.values()]
     return {"subscribers": n, "seconds": seconds, "peak_rss_mb": _peak_rss_mb(),
             "mean_picks": sum(sizes) / max(len(sizes), 1), "empty": sum(1 for s in sizes if not s)}
 
@@ -140,6 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "bench.db"
         info = setup(db, args.subscribers)
+        sys.stdout.reconfigure(line_buffering=True)
         ratio = info["embed_missing_papers_per_s"] / info["raw_encode_papers_per_s"]
         print(f"embedding: raw encode {info['raw_encode_papers_per_s']:.1f} papers/s, "
               f"embed_missing {info['embed_missing_papers_per_s']:.1f} papers/s (ratio {ratio:.2f}); "

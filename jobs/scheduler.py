@@ -187,19 +187,21 @@ class SchedulerService:
 
 def ensure_jobs(scheduler: BaseScheduler, settings: Settings) -> None:
     """Add missing jobs and replace changed ones; keep unchanged ones with their next run."""
+    grace = settings.dispatch_grace_minutes * 60
     for spec in JOBS:
         trigger = spec.trigger(settings)
         stored = scheduler.get_job(spec.name)
-        if stored is not None and stored.func_ref == spec.func and str(stored.trigger) == str(trigger):
+        if (
+            stored is not None
+            and stored.func_ref == spec.func
+            and repr(stored.trigger) == repr(trigger)  # repr includes the timezones
+            and stored.misfire_grace_time == grace
+        ):
             continue
         scheduler.add_job(
-            spec.func,
-            trigger,
-            id=spec.name,
-            name=spec.name,
-            replace_existing=True,
-            misfire_grace_time=settings.dispatch_grace_minutes * 60,
-        )
+            spec.func, trigger, id=spec.name, name=spec.name, replace_existing=True,
+            misfire_grace_time=grace,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

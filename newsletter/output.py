@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 class Format(StrEnum):
@@ -49,7 +50,8 @@ def emit(
         for name in columns:
             table.add_column(name.replace("_", " "), overflow="fold")
         for row in rows:
-            table.add_row(*(_cell(row.get(name)) for name in columns))
+            # Text(), not str: a title like "[Re] …" must not be read as rich markup.
+            table.add_row(*(Text(_cell(row.get(name))) for name in columns))
         Console().print(table)
 
 

@@ -73,11 +73,14 @@ def test_each_interest_is_scored_separately_not_as_a_blurred_average() -> None:
     index = scoring.ProfileIndex(
         positive=np.array([[0, 1]]), exclude=np.zeros((1, 0), int), disliked=np.zeros((1, 0), int)
     )
-    scores, which = scoring.profile_scores(signals, signals, index, np.zeros(3, np.float32))
-    # The paper squarely on one interest beats the one halfway between both.
+    no_prior = np.zeros(3, np.float32)
+    pure_max = scoring.Weights(breadth=0)
+    scores, which = scoring.profile_scores(signals, signals, index, no_prior, pure_max)
     assert scores[0, 0] == np.float32(0.8) and scores[0, 1] == np.float32(0.7)
-    assert scores[0, 2] < scores[0, 1]
     assert list(which[0]) == [0, 1, 0]
+    # With the breadth bonus too, the paper squarely on one interest beats the one halfway.
+    scores, _ = scoring.profile_scores(signals, signals, index, no_prior)
+    assert scores[0, 2] < scores[0, 1] < scores[0, 0]
 
 
 def test_exclusions_drop_strong_matches_and_disliked_papers_push_away() -> None:

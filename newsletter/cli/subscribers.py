@@ -36,6 +36,14 @@ Weekday = Annotated[str, typer.Option(help="Day of weekly digests: monday…sund
 MaxPapers = Annotated[int, typer.Option("--max-papers", help="At most this many papers (1–50).")]
 
 
+def _report(row: dict[str, object], fmt: Format, message: str) -> None:
+    """A sentence for people, or the changed record for scripts."""
+    if fmt == Format.TABLE:
+        console.print(message)
+    else:
+        emit_one(row, fmt)
+
+
 @app.command("add")
 def add(
     email: Annotated[str, typer.Argument(help="The subscriber's address.")],
@@ -69,10 +77,7 @@ def add(
     with database() as session:
         subscriber = service.create(session, data)
         row = service.public(subscriber)
-    if fmt == Format.TABLE:
-        console.print(f"Added {row['email']} ({row['status']}).")
-    else:
-        emit_one(row, fmt)
+    _report(row, fmt, f"Added {row['email']} ({row['status']}).")
 
 
 @app.command("list")
@@ -134,10 +139,7 @@ def edit(
         subscriber = service.require(session, email)
         service.update(session, subscriber, SubscriberUpdate.model_validate(changes))
         row = service.public(subscriber)
-    if fmt == Format.TABLE:
-        console.print(f"Updated {row['email']}.")
-    else:
-        emit_one(row, fmt)
+    _report(row, fmt, f"Updated {row['email']}.")
 
 
 @app.command("remove")

@@ -64,41 +64,70 @@ class _Pool:
     first_seen: np.ndarray  # datetime64[us], ascending
 
 
+#: Candidate pools (vectors, lexical index, neighbour graph) of recent calls, so a caller that
+#: ranks 100,000 subscribers in chunks builds them once, not once per chunk.
+_POOLS: dict[tuple[object, ...], ranker.Candidates] = {}
+_POOL_CACHE_SIZE = 4
+
+
 def _load_pool(
     session: Session, settings: Settings, since: datetime | None, now: datetime, dim: int | None
 ) -> _Pool:
+    from newsletter.ranking import embedder, scoring
+
     query = select(
-        Paper.id,
-        Paper.title,
-        Paper.abstract,
-        Paper.authors,
-        Paper.upvotes,
-        Paper.published_at,
-        Paper.first_seen_at,
+        Paper.id, Paper.upvotes, Paper.published_at, Paper.first_seen_at, Paper.modified_at
     ).where(Paper.first_seen_at <= now)
     if since is not None:
         query = query.where(Paper.first_seen_at > since)
     rows = list(session.exec(query.order_by(col(Paper.first_seen_at), col(Paper.id))))
     ids = [r[0] for r in rows]
-    vectors = store.paper_vectors(session, settings, ids, dim) if ids else np.zeros(
-        (0, dim or 1), dtype=np.float32
+    key = (
+        settings.resolved_database_url,
+        embedder.model_identity(settings),
+        tuple(ids),
+        max((r[4] for r in rows), default=None),
     )
-    upvotes = np.array([r[4] or 0 for r in rows], dtype=np.float32)
+    cands = _POOLS.get(key)
+    if cands is None:
+        cands = _build_candidates(session, settings, ids, dim)
+        if len(_POOLS) >= _POOL_CACHE_SIZE:
+            _POOLS.pop(next(iter(_POOLS)))
+        _POOLS[key] = cands
+    upvotes = np.array([r[1] or 0 for r in rows], dtype=np.float32)
     age = np.array(
-        [((now - (r[5] or r[6])).total_seconds() / 86400.0) for r in rows], dtype=np.float32
+        [((now - (r[2] or r[3])).total_seconds() / 86400.0) for r in rows], dtype=np.float32
     )
-    from newsletter.ranking import scoring
+    cands.prior = scoring.prior(upvotes, age)
+    first_seen = np.array([r[3].replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
+    return _Pool(cands, first_seen)
 
-    cands = ranker.Candidates(
+
+def _build_candidates(
+    session: Session, settings: Settings, ids: list[int], dim: int | None
+) -> ranker.Candidates:
+    """Texts, bylines and vectors of the papers `ids`, in that order."""
+    found: dict[int, tuple[str, str, list[str]]] = {}
+    for chunk in _chunks(ids):
+        for pid, title, abstract, authors in session.exec(
+            select(Paper.id, Paper.title, Paper.abstract, Paper.authors).where(
+                col(Paper.id).in_(chunk)
+            )
+        ):
+            found[pid] = (title, abstract or "", list(authors or []))
+    vectors = (
+        store.paper_vectors(session, settings, ids, dim)
+        if ids
+        else np.zeros((0, dim or 1), dtype=np.float32)
+    )
+    return ranker.Candidates(
         ids=np.array(ids, dtype=np.int64),
         vectors=vectors,
-        titles=[r[1] for r in rows],
-        abstracts=[r[2] or "" for r in rows],
-        bylines=[list(r[3] or []) for r in rows],
-        prior=scoring.prior(upvotes, age),
+        titles=[found[i][0] for i in ids],
+        abstracts=[found[i][1] for i in ids],
+        bylines=[found[i][2] for i in ids],
+        prior=np.zeros(len(ids), dtype=np.float32),
     )
-    first_seen = np.array([r[6].replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
-    return _Pool(cands, first_seen)
 
 
 def _voted(
@@ -167,7 +196,7 @@ def _rank(
     for pid, paper in voted.items():
         if ("liked", pid) in signals.row:
             query_vectors[signals.row[("liked", pid)]] = paper.vector
-    sentence_vectors = _sentence_vectors(settings, cands, {c.column for cs in choices for c in cs})
+    sentence_vectors = _sentence_vectors(settings, cands, _need_dense_highlight(cands, signals, choices))
     # Thousands of readers share (interest, paper) pairs: explain each pair once.
     memo: dict[tuple[object, ...], Pick] = {}
     out: list[list[Pick]] = []
@@ -184,6 +213,25 @@ def _rank(
             picks.append(pick)
         out.append(picks)
     return out
+
+
+def _need_dense_highlight(
+    cands: ranker.Candidates, signals: ranker.Signals, choices: list[list[ranker.Choice]]
+) -> set[int]:
+    """Picked papers whose highlight the words alone cannot choose (no sentence shares a word
+    with the interest, or the interest is a liked paper): only these need sentence vectors."""
+    need: set[int] = set()
+    seen: set[tuple[int, int | None]] = set()
+    for cs in choices:
+        for c in cs:
+            if (c.column, c.signal) in seen or c.signal is None:
+                continue
+            seen.add((c.column, c.signal))
+            if signals.kind[c.signal] == "liked" or not explain.shares_words(
+                signals.label[c.signal], cands.abstracts[c.column]
+            ):
+                need.add(c.column)
+    return need
 
 
 def _sentence_vectors(
@@ -236,7 +284,10 @@ def _explain(
         matched_interest=interest,
         matched_terms=terms,
         highlight=explain.highlight(
-            interest if choice.reason != "liked" else "", vector, abstract, sentence_vectors.get(c)
+            interest if choice.reason != "liked" else "",
+            vector if c in sentence_vectors else None,
+            abstract,
+            sentence_vectors.get(c),
         ),
     )
 
