@@ -168,3 +168,9 @@ def test_list_filters_by_status_and_prints_csv(cli, database_url) -> None:  # ty
     result = cli("subscribers", "list", "--status", "active", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["email"] for r in rows] == ["a@example.org"]
+
+
+def test_table_output_shows_brackets_literally(cli, database_url) -> None:  # type: ignore[no-untyped-def]
+    cli("subscribers", "add", "a@example.org", "-i", "[bold]x[/bold] LoRA")
+    table = cli("subscribers", "list").stdout
+    assert "[bold]x[/" in table
