@@ -108,7 +108,25 @@ def parse_events(body: bytes) -> list[Any]:
         raise WebhookRefused(400, "body is not JSON") from None
     if not isinstance(events, list):
         raise WebhookRefused(400, "body must be a JSON array of events")
+    try:
+        nul = _has_nul(events)
+    except RecursionError:
+        raise WebhookRefused(400, "events are nested too deeply") from None
+    if nul:
+        # PostgreSQL text cannot hold NUL; no real event carries one, so refuse the batch.
+        raise WebhookRefused(400, "events must not contain NUL characters")
     return events
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether any string (key or value) in a decoded JSON document holds a NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 def _event_key(event: dict[str, Any]) -> str:

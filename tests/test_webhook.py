@@ -171,3 +171,12 @@ def test_signed_but_malformed_batches_are_a_client_error(web: TestClient, signer
     report = _post(web, signer, odd).json()
     assert report["ignored"] == 4 and report["recorded"] == 2
     assert _status(engine) == Status.ACTIVE
+
+
+def test_events_holding_nul_characters_are_refused_and_record_nothing(
+    web: TestClient, signer: WebhookSigner, engine: Engine
+) -> None:
+    _subscribe(engine)
+    response = _post(web, signer, [_event("bounce", "\x00"), _event("open", "e1", email="a\x00@test.com")])
+    assert response.status_code == 400 and "NUL" in response.json()["reason"]
+    assert _status(engine) == Status.ACTIVE and _event_count(engine) == 0

@@ -94,7 +94,10 @@ def encode(settings: Settings, texts: list[str]) -> np.ndarray:
 
 def dimension(settings: Settings) -> int:
     """Length of the model's vectors."""
-    return int(get_model(settings).get_sentence_embedding_dimension() or 0)
+    model = get_model(settings)
+    # sentence-transformers ≥ 5 renamed the method; keep both working.
+    size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(size() or 0)
 
 
 def max_tokens(settings: Settings) -> int:

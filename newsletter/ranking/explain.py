@@ -2,8 +2,8 @@
 
 The highlight is the abstract sentence closest to the matched interest: the sentence sharing
 most of the interest's words; when no sentence shares any (plain-words interests, liked
-papers) the sentence whose vector is closest to the interest's. Sentence vectors are thus
-needed only for those picks, which keeps ranking 100,000 readers fast.
+papers) and sentence vectors are given, the sentence whose vector is closest to the
+interest's; otherwise the first sentence (abstracts lead with their claim).
 """
 
 from __future__ import annotations

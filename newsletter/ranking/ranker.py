@@ -20,6 +20,8 @@ from newsletter.ranking.store import paper_text, phrase_key
 
 #: Profiles ranked together: ~100 MB of temporaries at 2,000 candidates.
 CHUNK = 512
+#: Signal rows kept per candidate pool (8 KB each at 2,000 candidates: ~160 MB at most).
+ROW_CACHE_LIMIT = 20_000
 #: Added to the score of a paper by a followed author, so it always comes first.
 AUTHOR_BOOST = 10.0
 
@@ -52,6 +54,17 @@ class Candidates:
     @cached_property
     def neighbours(self):  # type: ignore[no-untyped-def]
         return scoring.neighbour_matrix(self.vectors, scoring.WEIGHTS.neighbours)
+
+    @cached_property
+    def rows(self) -> dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]]:
+        """Scored signal rows kept with the pool: callers ranking in chunks score each
+        distinct phrase once."""
+        return {}
+
+    @cached_property
+    def explanations(self) -> dict[tuple[object, ...], object]:
+        """Explanations of (paper, signal) pairs, shared by every reader and call (service)."""
+        return {}
 
     @cached_property
     def column(self) -> dict[int, int]:
@@ -99,6 +112,37 @@ def build_signals(
             if pid in voted:
                 keys.setdefault(("disliked", pid), voted[pid].title)
     order = list(keys)
+    fresh = [key for key in order if (key, weights) not in cands.rows]
+    if fresh:
+        fused, dense = _score_signals(cands, fresh, keys, phrase_vectors, voted, weights)
+        if len(cands.rows) + len(fresh) > ROW_CACHE_LIMIT:
+            cands.rows.clear()
+        for r, key in enumerate(fresh):
+            cands.rows[(key, weights)] = (fused[r], dense[r])
+    n = len(cands.ids)
+    fused_all = np.empty((len(order), n), dtype=np.float32)
+    dense_all = np.empty((len(order), n), dtype=np.float32)
+    for r, key in enumerate(order):
+        fused_all[r], dense_all[r] = cands.rows[(key, weights)]
+    return Signals(
+        fused=fused_all,
+        dense=dense_all,
+        row={key: r for r, key in enumerate(order)},
+        label=[keys[key] for key in order],
+        kind=[k for k, _ in order],
+    )
+
+
+def _score_signals(
+    cands: Candidates,
+    order: list[tuple[str, object]],
+    keys: Mapping[tuple[str, object], str],
+    phrase_vectors: Mapping[str, np.ndarray],
+    voted: Mapping[int, VotedPaper],
+    weights: scoring.Weights,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused and plain-cosine rows of the signals `order` (each row depends on its own
+    signal only, which is what lets `Candidates.rows` cache them across calls)."""
     dim = cands.vectors.shape[1]
     queries = np.zeros((len(order), dim), dtype=np.float32)
     texts: list[str] = []
@@ -121,13 +165,7 @@ def build_signals(
     fused[positive] = scoring.smooth(fused[positive], cands.neighbours, weights)
     liked = np.array([k == "liked" for k, _ in order], dtype=bool)
     fused[liked] *= np.float32(weights.liked)
-    return Signals(
-        fused=fused,
-        dense=dense.astype(np.float32, copy=False),
-        row={key: r for r, key in enumerate(order)},
-        label=[keys[key] for key in order],
-        kind=[k for k, _ in order],
-    )
+    return fused, dense.astype(np.float32, copy=False)
 
 
 def _padded(lists: list[list[int]]) -> np.ndarray:

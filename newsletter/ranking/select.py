@@ -42,7 +42,6 @@ def mmr(
     rel = np.take_along_axis(scores, top, axis=1)
     available = np.isfinite(rel) & (rel >= min_score)
     pooled = vectors[top]  # S × M × D
-    sim = np.einsum("smd,snd->smn", pooled, pooled, optimize=True)
     redundancy = np.zeros_like(rel)
     rows = np.arange(s_count)
     for slot in range(width):
@@ -52,7 +51,9 @@ def mmr(
         picked[ok, slot] = top[rows[ok], best[ok]]
         values[ok, slot] = rel[rows[ok], best[ok]]
         available[rows[ok], best[ok]] = False
-        redundancy = np.where(ok[:, None], np.maximum(redundancy, sim[rows, best]), redundancy)
+        # Cosines of each pool member to the paper just picked (batched mat-vec, S × M).
+        sim = np.matmul(pooled, pooled[rows, best][:, :, None])[:, :, 0]
+        redundancy = np.where(ok[:, None], np.maximum(redundancy, sim), redundancy)
         if not ok.any():
             break
     return picked, values

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -31,6 +31,8 @@ from subscribers.profile import parse_interests
 #: thousands of subscribers are computed once per process.
 _SENTENCES: dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]] = {}
 _SENTENCE_CACHE_LIMIT = 50_000
+#: Explanations kept per candidate pool, keyed by (paper, reason, signal).
+_EXPLANATION_CACHE_LIMIT = 200_000
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,14 @@ def _rank(
     blocked_ids: list[set[int]],
     caps: list[int],
     now: datetime,
+    dense_highlights: bool,
 ) -> list[list[Pick]]:
-    """Rank `profiles` against the papers each may still get; explain every pick."""
+    """Rank `profiles` against the papers each may still get; explain every pick.
+
+    `dense_highlights` lets the model pick highlights that no shared word can (one profile's
+    preview); a whole digest run keeps to word-chosen highlights, because encoding the
+    sentences of every picked abstract would cost more than all the ranking.
+    """
     phrase_vecs = _phrase_vectors(session, settings, profiles)
     dim = next(iter(phrase_vecs.values())).shape[0] if phrase_vecs else None
     earliest = None if any(s is None for s in since) else min(since, default=None)
@@ -196,21 +204,32 @@ def _rank(
     for pid, paper in voted.items():
         if ("liked", pid) in signals.row:
             query_vectors[signals.row[("liked", pid)]] = paper.vector
-    sentence_vectors = _sentence_vectors(settings, cands, _need_dense_highlight(cands, signals, choices))
+    need = _need_dense_highlight(cands, signals, choices) if dense_highlights else set()
+    sentence_vectors = _sentence_vectors(settings, cands, need) if need else {}
     # Thousands of readers share (interest, paper) pairs: explain each pair once.
-    memo: dict[tuple[object, ...], Pick] = {}
+    memo = cands.explanations
+    if len(memo) > _EXPLANATION_CACHE_LIMIT:
+        memo.clear()
+    signal_keys = list(signals.row)  # row order
     out: list[list[Pick]] = []
     for profile, cs in zip(profiles, choices):
         picks = []
         for c in cs:
-            key = (c.column, c.reason, c.signal, profile.authors if c.reason == "author" else ())
-            pick = memo.get(key)
-            if pick is None:
-                pick = _explain(cands, signals, profile, c, query_vectors, sentence_vectors)
-                memo[key] = pick
-            if pick.score != round(c.score, 4):  # same explanation, this reader's own score
-                pick = replace(pick, score=round(c.score, 4))
-            picks.append(pick)
+            key = (
+                c.column,
+                c.reason,
+                signal_keys[c.signal] if c.signal is not None else profile.authors,
+                c.column in sentence_vectors,
+            )
+            shared = memo.get(key)
+            if shared is None:
+                shared = memo[key] = _explain(
+                    cands, signals, profile, c, query_vectors, sentence_vectors
+                )
+            picks.append(
+                Pick(shared.paper_id, round(c.score, 4), shared.reason, shared.matched_interest,
+                     shared.matched_terms, shared.highlight)
+            )
         out.append(picks)
     return out
 
@@ -370,7 +389,7 @@ def recommend(
     blocked = [sent.get(s.id or -1, set()) | set(votes.get(s.id or -1, {})) for s in subscribers]
     picks = _rank(
         session, settings, profiles, since=list(since), blocked_ids=blocked,
-        caps=[s.max_papers for s in subscribers], now=now,
+        caps=[s.max_papers for s in subscribers], now=now, dense_highlights=False,
     )
     return {s.id: p for s, p in zip(subscribers, picks) if s.id is not None}
 
@@ -391,6 +410,6 @@ def recommend_for_interests(
         raise UserError("only exclusions given; add at least one interest or `author: Name`")
     picks = _rank(
         session, settings, [profile], since=[since], blocked_ids=[set()], caps=[limit],
-        now=utcnow(),
+        now=utcnow(), dense_highlights=True,
     )
     return picks[0]
