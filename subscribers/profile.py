@@ -21,14 +21,19 @@ _SPACES = re.compile(r"\s+")
 
 
 def normalize_email(raw: str) -> str:
-    """A validated, normalised address (no DNS look-ups), or a UserError saying why not."""
+    """A validated, normalised address (no DNS look-ups), or a UserError saying why not.
+
+    Addresses are kept in their ASCII form (an international domain as punycode) and
+    non-ASCII local parts are refused: neither SendGrid nor plain SMTP can carry them.
+    """
     candidate = (raw or "").strip()
     if not candidate:
         raise UserError("no email address given")
     if len(candidate) > 320:
         raise UserError("email address is longer than 320 characters")
     try:
-        return validate_email(candidate, check_deliverability=False).normalized
+        valid = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
+        return valid.ascii_email or valid.normalized
     except EmailNotValidError as exc:
         raise UserError(f"invalid email address {candidate!r}: {exc}") from None
 

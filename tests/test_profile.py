@@ -39,3 +39,9 @@ def test_timezone_and_weekday_validation() -> None:
     assert parse_weekday("Fri") == 4 and parse_weekday(6) == 6
     with pytest.raises(UserError):
         parse_weekday("someday")
+
+
+def test_addresses_are_kept_in_ascii_form_that_every_transport_can_carry() -> None:
+    assert normalize_email("ada@münchen.de") == "ada@xn--mnchen-3ya.de"
+    with pytest.raises(UserError, match="before the @-sign"):
+        normalize_email("¡@example.org")

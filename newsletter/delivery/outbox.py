@@ -49,8 +49,9 @@ from subscribers.models import Frequency, Status, Subscriber
 #: Statuses of a row whose digest has not reached an end yet.
 UNFINISHED = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 
-#: Subscribers ranked per `recommend` call, and messages rendered per transport batch.
-RANK_CHUNK = 100
+#: Subscribers ranked per `recommend` call (each call re-reads the candidate pool, so large
+#: chunks; ranking bounds its own memory inside a call), and messages per transport batch.
+RANK_CHUNK = 5_000
 SEND_CHUNK = 200
 
 

@@ -27,9 +27,10 @@ from newsletter.settings import Settings
 from subscribers.models import Feedback, Subscriber
 from subscribers.profile import parse_interests
 
-#: Sentence vectors of abstracts, per (model, paper id): highlights of a paper picked for
-#: thousands of subscribers are computed once per process.
-_SENTENCES: dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]] = {}
+#: Sentence vectors of abstracts, per (model, abstract text): highlights of a paper picked for
+#: thousands of subscribers are computed once per process. Keyed by the text, not the paper
+#: id, so a paper whose abstract changed (a richer one merged in) never reuses stale vectors.
+_SENTENCES: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = {}
 _SENTENCE_CACHE_LIMIT = 50_000
 #: Explanations kept per candidate pool, keyed by (paper, reason, signal).
 _EXPLANATION_CACHE_LIMIT = 200_000
@@ -260,7 +261,7 @@ def _sentence_vectors(
     from newsletter.ranking import embedder
 
     model = embedder.model_identity(settings)
-    todo = [c for c in sorted(columns) if (model, int(cands.ids[c])) not in _SENTENCES]
+    todo = [c for c in sorted(columns) if (model, cands.abstracts[c]) not in _SENTENCES]
     if todo:
         parts = [explain.sentences(cands.abstracts[c]) for c in todo]
         flat = [s for p in parts for s in p]
@@ -269,9 +270,9 @@ def _sentence_vectors(
             _SENTENCES.clear()
         at = 0
         for c, p in zip(todo, parts):
-            _SENTENCES[(model, int(cands.ids[c]))] = (p, vectors[at : at + len(p)])
+            _SENTENCES[(model, cands.abstracts[c])] = (p, vectors[at : at + len(p)])
             at += len(p)
-    return {c: _SENTENCES[(model, int(cands.ids[c]))][1] for c in columns}
+    return {c: _SENTENCES[(model, cands.abstracts[c])][1] for c in columns}
 
 
 def _explain(
