@@ -1,6 +1,9 @@
 """Scale benchmark: ranking many subscribers, and embedding throughput.
 
-    .venv/bin/python benchmarks/scale.py [--subscribers 10000 100000 300000]
+    .venv/bin/python benchmarks/scale.py [--subscribers 10000 100000 300000] [--db PATH]
+
+`--subscribers 100000` times one size alone; `--db PATH` keeps the database there and, on a
+later run, reuses it (skipping the minutes of embedding) to time ranking changes quickly.
 
 Builds a SQLite database in a temporary folder with the 2,000 arXiv-2007 papers (first seen
 yesterday) and N subscribers with 3–5 interests each, drawn from ~3,000 realistic phrases
@@ -159,21 +162,25 @@ def rank(db: Path, n: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[10_000, 100_000, 300_000])
+    parser.add_argument("--db", type=Path,
+                        help="keep the benchmark database here; reuse it if it exists (no embedding timings then)")
     parser.add_argument("--rank-only", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rank_only:
         print(json.dumps(rank(args.db, args.rank_only)))
         return
     with tempfile.TemporaryDirectory() as folder:
-        db = Path(folder) / "bench.db"
-        info = setup(db, args.subscribers)
+        db = args.db or Path(folder) / "bench.db"
         sys.stdout.reconfigure(line_buffering=True)
-        ratio = info["embed_missing_papers_per_s"] / info["raw_encode_papers_per_s"]
-        print(f"embedding: raw encode {info['raw_encode_papers_per_s']:.1f} papers/s, "
-              f"embed_missing {info['embed_missing_papers_per_s']:.1f} papers/s (ratio {ratio:.2f}); "
-              f"first run embedded {info['embedded_first_run']}, second run {info['embedded_second_run']}")
-        print(f"{info['phrases']} distinct phrases; 2,000 candidate papers")
+        if db.exists():
+            print(f"reusing {db} (embedding not timed; it must hold >= {max(args.subscribers):,} subscribers)")
+        else:
+            info = setup(db, args.subscribers)
+            ratio = info["embed_missing_papers_per_s"] / info["raw_encode_papers_per_s"]
+            print(f"embedding: raw encode {info['raw_encode_papers_per_s']:.1f} papers/s, "
+                  f"embed_missing {info['embed_missing_papers_per_s']:.1f} papers/s (ratio {ratio:.2f}); "
+                  f"first run embedded {info['embedded_first_run']}, second run {info['embedded_second_run']}")
+            print(f"{info['phrases']} distinct phrases; 2,000 candidate papers")
         print(f"{'subscribers':>12} {'seconds':>9} {'peak RSS MB':>12} {'mean picks':>11} {'empty':>7}")
         for n in args.subscribers:
             out = subprocess.run([sys.executable, __file__, "--rank-only", str(n), "--db", str(db)],

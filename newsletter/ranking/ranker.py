@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from newsletter.ranking.store import paper_text, phrase_key
 CHUNK = 512
 #: Signal rows kept per candidate pool (8 KB each at 2,000 candidates: ~160 MB at most).
 ROW_CACHE_LIMIT = 20_000
+#: Largest pool whose N × N cosine matrix is kept for MMR (4,096² float32 = 64 MB); above
+#: it MMR computes the cosines it needs per chunk instead.
+GRAM_LIMIT = 4_096
 #: Added to the score of a paper by a followed author, so it always comes first.
 AUTHOR_BOOST = 10.0
 
@@ -54,6 +58,13 @@ class Candidates:
     @cached_property
     def neighbours(self):  # type: ignore[no-untyped-def]
         return scoring.neighbour_matrix(self.vectors, scoring.WEIGHTS.neighbours)
+
+    @cached_property
+    def gram(self) -> np.ndarray | None:
+        """Cosines between candidates, for MMR's redundancy term (None for a huge pool)."""
+        if len(self.ids) > GRAM_LIMIT:
+            return None
+        return (self.vectors @ self.vectors.T).astype(np.float32, copy=False)
 
     @cached_property
     def rows(self) -> dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]]:
@@ -190,9 +201,9 @@ def profile_index(signals: Signals, profiles: Sequence[Profile]) -> scoring.Prof
     return scoring.ProfileIndex(_padded(positive), _padded(exclude), _padded(disliked))
 
 
-@dataclass(frozen=True)
-class Choice:
-    """One chosen paper for one profile, before explanation."""
+class Choice(NamedTuple):
+    """One chosen paper for one profile, before explanation (a tuple: a 100k-reader run
+    makes a million of them)."""
 
     column: int
     score: float
@@ -241,19 +252,30 @@ def rank(
                     scores[i, c] = AUTHOR_BOOST + max(float(base), 0.0)
                 author_hits[i] = cols
         caps_arr = np.asarray(caps[start : start + CHUNK], dtype=np.int64)
-        picked, values = select.mmr(scores, cands.vectors, caps_arr, min_score)
-        for i in range(len(chunk)):
+        picked, values = select.mmr(scores, cands.vectors, caps_arr, min_score, gram=cands.gram)
+        # The winning signal row of every pick, gathered at once; then plain Python lists,
+        # because a million numpy-scalar conversions would cost more than the scoring.
+        safe = np.maximum(picked, 0)
+        won = np.take_along_axis(which, safe, axis=1)
+        matched = (
+            np.take_along_axis(index.positive, won, axis=1)
+            if index.positive.shape[1]
+            else np.full_like(picked, -1)
+        )
+        kinds = signals.kind
+        for i, (cols, vals, rows) in enumerate(
+            zip(picked.tolist(), values.tolist(), matched.tolist())
+        ):
             choices = []
-            for col, value in zip(picked[i], values[i]):
+            mine = author_hits.get(i, ())
+            for col, value, row in zip(cols, vals, rows):
                 if col < 0:
                     break
-                col = int(col)
-                if col in author_hits.get(i, ()):
-                    choices.append(Choice(col, float(value) - AUTHOR_BOOST, "author", None))
-                    continue
-                row = int(index.positive[i, which[i, col]])
-                reason = "liked" if signals.kind[row] == "liked" else "interest"
-                choices.append(Choice(col, float(value), reason, row))
+                if col in mine:
+                    choices.append(Choice(col, value - AUTHOR_BOOST, "author", None))
+                else:
+                    reason = "liked" if kinds[row] == "liked" else "interest"
+                    choices.append(Choice(col, value, reason, row))
             out.append(choices)
     return out
 

@@ -23,10 +23,13 @@ def mmr(
     caps: np.ndarray,
     min_score: float,
     lam: float = LAMBDA,
+    gram: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Columns picked per profile (S × max cap, −1 = empty slot) and their scores.
 
     scores: S × N (−inf for papers that may not be picked); vectors: N × D unit rows.
+    gram: optional N × N cosines of the candidates (`vectors @ vectors.T`), computed once per
+    pool by the caller: redundancy is then a gather, not a batched mat-vec per slot.
     Only papers scoring at least `min_score` are picked; fewer than the cap (or none) is fine.
     """
     s_count, n = scores.shape
@@ -41,7 +44,7 @@ def mmr(
     )
     rel = np.take_along_axis(scores, top, axis=1)
     available = np.isfinite(rel) & (rel >= min_score)
-    pooled = vectors[top]  # S × M × D
+    pooled = vectors[top] if gram is None else None  # S × M × D
     redundancy = np.zeros_like(rel)
     rows = np.arange(s_count)
     for slot in range(width):
@@ -51,8 +54,11 @@ def mmr(
         picked[ok, slot] = top[rows[ok], best[ok]]
         values[ok, slot] = rel[rows[ok], best[ok]]
         available[rows[ok], best[ok]] = False
-        # Cosines of each pool member to the paper just picked (batched mat-vec, S × M).
-        sim = np.matmul(pooled, pooled[rows, best][:, :, None])[:, :, 0]
+        # Cosines of each pool member to the paper just picked (S × M).
+        if pooled is None:
+            sim = gram[top, top[rows, best][:, None]]
+        else:
+            sim = np.matmul(pooled, pooled[rows, best][:, :, None])[:, :, 0]
         redundancy = np.where(ok[:, None], np.maximum(redundancy, sim), redundancy)
         if not ok.any():
             break

@@ -189,10 +189,11 @@ def _rank(
     dim = cands.vectors.shape[1]
     voted = _voted(session, settings, {pid for p in profiles for pid in (*p.liked, *p.disliked)}, dim)
     signals = ranker.build_signals(cands, profiles, phrase_vecs, voted)
-    first_column = [
-        0 if s is None else int(np.searchsorted(pool.first_seen, np.datetime64(s.replace(tzinfo=None), "us"), side="right"))
-        for s in since
-    ]
+    # Readers share a handful of distinct `since` values (their last digest): look each up once.
+    starts = {s: 0 if s is None else int(np.searchsorted(
+        pool.first_seen, np.datetime64(s.replace(tzinfo=None), "us"), side="right"))
+        for s in set(since)}
+    first_column = [starts[s] for s in since]
     blocked = [[cands.column[pid] for pid in ids if pid in cands.column] for ids in blocked_ids]
     choices = ranker.rank(
         cands, profiles, signals, caps=caps, min_score=settings.min_score,
@@ -216,11 +217,12 @@ def _rank(
     for profile, cs in zip(profiles, choices):
         picks = []
         for c in cs:
+            column, score, reason, signal = c
             key = (
-                c.column,
-                c.reason,
-                signal_keys[c.signal] if c.signal is not None else profile.authors,
-                c.column in sentence_vectors,
+                column,
+                reason,
+                signal_keys[signal] if signal is not None else profile.authors,
+                column in sentence_vectors,
             )
             shared = memo.get(key)
             if shared is None:
@@ -228,7 +230,7 @@ def _rank(
                     cands, signals, profile, c, query_vectors, sentence_vectors
                 )
             picks.append(
-                Pick(shared.paper_id, round(c.score, 4), shared.reason, shared.matched_interest,
+                Pick(shared.paper_id, round(score, 4), shared.reason, shared.matched_interest,
                      shared.matched_terms, shared.highlight)
             )
         out.append(picks)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from sqlalchemy import delete, insert
@@ -153,8 +154,10 @@ def paper_vectors(
     return np.stack([found[pid] for pid in paper_ids]).astype(np.float32, copy=False)
 
 
+@lru_cache(maxsize=65_536)
 def phrase_key(phrase: str) -> str:
-    """Phrases differing only in case or spacing share one cached vector."""
+    """Phrases differing only in case or spacing share one cached vector (memoised: a
+    100k-reader run asks for the keys of the same few thousand phrases a million times)."""
     return " ".join(phrase.split()).casefold()
 
 
