@@ -154,8 +154,8 @@ def gather_max(
     which = np.zeros((s_count, n), dtype=np.int32)
     if index.shape[1] == 0:
         return best, which
-    padded = np.vstack([rows.astype(np.float32, copy=False), np.full((1, n), NEG, dtype=np.float32)])
-    safe = np.where(index < 0, rows.shape[0], index)
+    rows = rows.astype(np.float32, copy=False)
+    safe = np.maximum(index, 0)  # padding reads row 0, then is overwritten with −inf
     support = None
     if breadth > 0 and index.shape[1] > 1:
         support = np.zeros((s_count, n), dtype=np.float32)
@@ -163,7 +163,8 @@ def gather_max(
     better = np.empty((s_count, n), dtype=bool)
     floor = np.float32(BREADTH_FLOOR)
     for k in range(index.shape[1]):
-        np.take(padded, safe[:, k], axis=0, out=got)
+        np.take(rows, safe[:, k], axis=0, out=got)
+        got[index[:, k] < 0] = NEG
         np.greater(got, best, out=better)
         np.maximum(best, got, out=best)
         np.copyto(which, np.int32(k), where=better)
