@@ -65,7 +65,11 @@ def _load(location: str, device: str, *, packaged: bool) -> SentenceTransformer:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    # The per-tensor "Loading weights" bar is noise in CLI output and logs; our own progress
+    # bars (papers embed) say what matters.
+    transformers_logging.disable_progress_bar()
     try:
         return SentenceTransformer(location, device=device)
     except Exception as exc:  # any failure here is a setup problem the operator must fix
