@@ -83,6 +83,23 @@ def test_each_interest_is_scored_separately_not_as_a_blurred_average() -> None:
     assert scores[0, 2] < scores[0, 1] < scores[0, 0]
 
 
+def test_several_phrases_also_score_as_one_profile_yet_sharp_matches_stay_first() -> None:
+    phrases = np.stack([_unit(1, 0, 0), _unit(0, 1, 0)])
+    index = np.array([[0, 1], [0, -1]])  # a two-phrase profile and a one-phrase profile
+    norms = scoring.mean_norms(phrases, index)
+    assert np.allclose(norms, [1 / np.sqrt(2), 1.0])  # |mean of two orthogonal unit vectors|
+    signals = np.array([[0.8, 0.1, 0.45], [0.1, 0.7, 0.45]], dtype=np.float32)
+    profiles = scoring.ProfileIndex(index, np.zeros((2, 0), int), np.zeros((2, 0), int), norms)
+    weights = scoring.Weights(breadth=0, blend=0.7)
+    no_prior = np.zeros(3, np.float32)
+    scores, which = scoring.profile_scores(signals, signals, profiles, no_prior, weights)
+    whole = signals.mean(axis=0) / norms[0]  # cosine with the normalised mean vector
+    assert np.allclose(scores[0], 0.3 * signals.max(axis=0) + 0.7 * whole)
+    assert scores[0, 2] < scores[0, 1] < scores[0, 0]  # one interest squarely beats halfway
+    assert np.array_equal(scores[1], signals[0])  # one phrase: nothing to blend
+    assert list(which[0]) == [0, 1, 0]
+
+
 def test_exclusions_drop_strong_matches_and_disliked_papers_push_away() -> None:
     signals = np.array([[0.6, 0.6, 0.6], [0.9, 0.1, 0.1]], dtype=np.float32)
     dense = np.array([[0, 0, 0], [0, 0.9, 0.2]], dtype=np.float32)

@@ -97,6 +97,7 @@ class Signals:
 
     fused: np.ndarray  # rows × N
     dense: np.ndarray  # rows × N plain cosines (disliked papers use these)
+    vectors: np.ndarray  # rows × dim: each signal's query vector (for profile norms)
     row: dict[tuple[str, object], int] = field(default_factory=dict)
     label: list[str] = field(default_factory=list)
     kind: list[str] = field(default_factory=list)
@@ -125,19 +126,21 @@ def build_signals(
     order = list(keys)
     fresh = [key for key in order if (key, weights) not in cands.rows]
     if fresh:
-        fused, dense = _score_signals(cands, fresh, keys, phrase_vectors, voted, weights)
+        fused, dense, vectors = _score_signals(cands, fresh, keys, phrase_vectors, voted, weights)
         if len(cands.rows) + len(fresh) > ROW_CACHE_LIMIT:
             cands.rows.clear()
         for r, key in enumerate(fresh):
-            cands.rows[(key, weights)] = (fused[r], dense[r])
-    n = len(cands.ids)
+            cands.rows[(key, weights)] = (fused[r], dense[r], vectors[r])
+    n, dim = cands.vectors.shape
     fused_all = np.empty((len(order), n), dtype=np.float32)
     dense_all = np.empty((len(order), n), dtype=np.float32)
+    vectors_all = np.empty((len(order), dim), dtype=np.float32)
     for r, key in enumerate(order):
-        fused_all[r], dense_all[r] = cands.rows[(key, weights)]
+        fused_all[r], dense_all[r], vectors_all[r] = cands.rows[(key, weights)]
     return Signals(
         fused=fused_all,
         dense=dense_all,
+        vectors=vectors_all,
         row={key: r for r, key in enumerate(order)},
         label=[keys[key] for key in order],
         kind=[k for k, _ in order],
@@ -151,9 +154,9 @@ def _score_signals(
     phrase_vectors: Mapping[str, np.ndarray],
     voted: Mapping[int, VotedPaper],
     weights: scoring.Weights,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fused and plain-cosine rows of the signals `order` (each row depends on its own
-    signal only, which is what lets `Candidates.rows` cache them across calls)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fused and plain-cosine rows of the signals `order`, and their query vectors (each row
+    depends on its own signal only, which is what lets `Candidates.rows` cache them)."""
     dim = cands.vectors.shape[1]
     queries = np.zeros((len(order), dim), dtype=np.float32)
     texts: list[str] = []
@@ -176,7 +179,7 @@ def _score_signals(
     fused[positive] = scoring.smooth(fused[positive], cands.neighbours, weights)
     liked = np.array([k == "liked" for k, _ in order], dtype=bool)
     fused[liked] *= np.float32(weights.liked)
-    return fused, dense.astype(np.float32, copy=False)
+    return fused, dense.astype(np.float32, copy=False), queries
 
 
 def _padded(lists: list[list[int]]) -> np.ndarray:
@@ -198,7 +201,10 @@ def profile_index(signals: Signals, profiles: Sequence[Profile]) -> scoring.Prof
         disliked.append(
             [signals.row[("disliked", pid)] for pid in p.disliked if ("disliked", pid) in signals.row]
         )
-    return scoring.ProfileIndex(_padded(positive), _padded(exclude), _padded(disliked))
+    rows = _padded(positive)
+    return scoring.ProfileIndex(
+        rows, _padded(exclude), _padded(disliked), scoring.mean_norms(signals.vectors, rows)
+    )
 
 
 class Choice(NamedTuple):
@@ -216,7 +222,9 @@ def score_chunk(
 ) -> tuple[np.ndarray, np.ndarray, scoring.ProfileIndex]:
     """S × N relevance, which positive signal won, and the index used (for explanations)."""
     index = profile_index(signals, profiles)
-    scores, which = scoring.profile_scores(signals.fused, signals.dense, index, cands.prior)
+    scores, which = scoring.profile_scores(
+        signals.fused, signals.dense, index, cands.prior, scoring.WEIGHTS
+    )
     return scores, which, index
 
 

@@ -2,8 +2,9 @@
 
 Each *signal* (an interest phrase, an exclusion, a liked or disliked paper) is scored against
 every candidate once, as a row of a signals × papers matrix; a subscriber's score for a paper
-is then the best of their own rows (gathered by index, never averaged, so "diffusion models,
-wireless networks" stays two sharp interests instead of one blurry one).
+is then the best of their own rows (gathered by index, so "diffusion models, wireless
+networks" stays two sharp interests instead of one blurry one), blended with the profile's
+score as a whole (`Weights.blend`).
 
 Every weight below is a documented constant in `Weights`; the relevance benchmark
 (`benchmarks/relevance.py`) is what they were chosen on.
@@ -44,8 +45,16 @@ class Weights:
     smoothing_rounds: int = 2
     #: Breadth bonus: this times the mean, over the profile's phrases, of how far each phrase's
     #: score exceeds BREADTH_FLOOR. A paper matching several of one's phrases ranks a little
-    #: higher; one strong match among unrelated interests loses nothing (never an average).
+    #: higher; one strong match among unrelated interests loses nothing from this bonus.
     breadth: float = 0.3
+    #: Whole-profile blend: a profile of several phrases scores (1 − this) × its best
+    #: phrase + this × its score against the normalised mean of its phrase vectors (the
+    #: cosine of a paper with that mean is the mean of the phrase cosines over the mean's
+    #: norm, so it costs one more gather, no model call). Several keywords together say
+    #: more than each alone ("QCD" among "collider phenomenology, neutrino masses" means
+    #: particle physics); the max keeps each interest sharp. Single-phrase profiles are
+    #: unchanged. Chosen on arxiv-2007 keyword profiles (benchmarks/relevance.py).
+    blend: float = 0.7
     #: Liked papers are whole abstracts: paper–paper cosines run higher than phrase–paper
     #: ones, so they are scaled down to compete fairly with typed interests.
     liked: float = 0.85
@@ -138,13 +147,30 @@ def prior(
     return (weights.popularity * popular + weights.recency * fresh).astype(np.float32)
 
 
+def mean_norms(vectors: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per profile, the norm of the mean of its signals' vectors (1 where it has none)."""
+    if index.shape[1] == 0:
+        return np.ones(index.shape[0], dtype=np.float32)
+    valid = index >= 0
+    stacked = vectors[np.maximum(index, 0)] * valid[:, :, None]
+    count = np.maximum(valid.sum(axis=1), 1)
+    norms = np.linalg.norm(stacked.sum(axis=1), axis=1) / count
+    return np.where(valid.any(axis=1), np.maximum(norms, 1e-6), 1.0).astype(np.float32)
+
+
 def gather_max(
-    rows: np.ndarray, index: np.ndarray, breadth: float = 0.0
+    rows: np.ndarray,
+    index: np.ndarray,
+    breadth: float = 0.0,
+    blend: float = 0.0,
+    norms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each profile (row of `index`, −1 = padding) the best of its rows, and which one.
 
     rows: R × N; index: S × K → best: S × N, which: S × N (position in `index`, 0…K−1).
-    With `breadth` > 0 the mean of the profile's rows is added, times `breadth`.
+    With `breadth` > 0 the mean of the profile's rows above BREADTH_FLOOR is added, times
+    `breadth`. With `blend` > 0 (and `norms`, see `mean_norms`) a profile of several rows
+    scores (1 − blend) × its best + blend × the mean of its rows / norm (Weights.blend).
     One index column at a time (K ≤ a handful): each step gathers S × N rows and folds them
     into a running max in place, which is several times faster than stacking S × K × N and
     taking an argmax across the (strided) middle axis — the hot loop of a 100k-reader run.
@@ -159,11 +185,16 @@ def gather_max(
     support = None
     if breadth > 0 and index.shape[1] > 1:
         support = np.zeros((s_count, n), dtype=np.float32)
+    total = None
+    if blend > 0 and norms is not None and index.shape[1] > 1:
+        total = np.zeros((s_count, n), dtype=np.float32)
     got = np.empty((s_count, n), dtype=np.float32)
     better = np.empty((s_count, n), dtype=bool)
     floor = np.float32(BREADTH_FLOOR)
     for k in range(index.shape[1]):
         np.take(rows, safe[:, k], axis=0, out=got)
+        if total is not None:
+            np.add(total, got, out=total, where=(index[:, k] >= 0)[:, None])
         got[index[:, k] < 0] = NEG
         np.greater(got, best, out=better)
         np.maximum(best, got, out=best)
@@ -173,9 +204,16 @@ def gather_max(
             np.subtract(got, floor, out=got)
             np.maximum(got, 0, out=got)
             support += got
+    valid = (index >= 0).sum(axis=1).astype(np.float32)
+    if total is not None:
+        several = valid > 1
+        keep = np.where(several, 1 - blend, 1).astype(np.float32)
+        share = np.where(several, blend / (np.maximum(valid, 1) * norms), 0).astype(np.float32)
+        best *= keep[:, None]
+        total *= share[:, None]
+        best += total
     if support is not None:
-        valid = (index >= 0).sum(axis=1).astype(np.float32)[:, None]
-        support *= np.float32(breadth) / np.maximum(valid, 1)
+        support *= np.float32(breadth) / np.maximum(valid, 1)[:, None]
         best += support
     return best, which
 
@@ -187,6 +225,8 @@ class ProfileIndex:
     positive: np.ndarray  # S × K: interest phrases and liked papers
     exclude: np.ndarray  # S × E: "-phrase" rows
     disliked: np.ndarray  # S × D: disliked-paper rows (dense cosines)
+    #: S: norm of the mean of each profile's positive vectors (`mean_norms`); None = no blend
+    norms: np.ndarray | None = None
 
 
 def profile_scores(
@@ -201,7 +241,9 @@ def profile_scores(
     `signals` holds fused rows (phrases, liked papers already scaled); `dense` holds the
     plain cosines used for disliked papers.
     """
-    best, which = gather_max(signals, profiles.positive, weights.breadth)
+    best, which = gather_max(
+        signals, profiles.positive, weights.breadth, weights.blend, profiles.norms
+    )
     if profiles.disliked.shape[1]:
         worst, _ = gather_max(dense, profiles.disliked)
         best = best - np.float32(weights.disliked) * np.maximum(
