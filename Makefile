@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install node-tools clean
+.PHONY: test lint demo install node-tools clean
 
 install: $(STAMP)
 
@@ -24,11 +24,18 @@ node-tools: .tools/node_modules/.bin/mjml
 		mkdir -p .tools && npm install --silent --no-audit --no-fund --prefix .tools mjml@4; \
 	else echo "npm not found: MJML reference-validation tests will skip"; fi
 
-test: $(STAMP) node-tools
+# Lint, format, types and the floors of the house (import-linter), then the suite.
+lint: $(STAMP)
+	$(BIN)/ruff check newsletter subscribers jobs templates tests benchmarks scripts
+	$(BIN)/ruff format --check newsletter subscribers jobs templates tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+test: $(STAMP) node-tools lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m newsletter.demo
+	$(BIN)/python -m newsletter.cli.demo
 
 clean:
 	rm -rf $(VENV) .tools var

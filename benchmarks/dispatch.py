@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from jobs.digest import dispatch  # noqa: E402
-from jobs.schedule import SendSchedule, latest_occurrence  # noqa: E402
-from newsletter.db import open_database  # noqa: E402
-from newsletter.delivery.models import Delivery, DeliveryStatus  # noqa: E402
-from newsletter.settings import Settings  # noqa: E402
-from subscribers.models import Status, Subscriber  # noqa: E402
+from jobs.digest import dispatch
+from jobs.schedule import SendSchedule, latest_occurrence
+from newsletter.db import open_database
+from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.settings import Settings
+from subscribers.models import Status, Subscriber
 
 ZONES = [
     "UTC", "Europe/London", "Europe/Berlin", "Europe/Moscow", "Asia/Kolkata", "Asia/Shanghai",
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(f"{'subscribers':>12} {'tick (best of %d)' % args.repeat:>20} {'due':>5} {'peak RSS':>10}")
+    print(f"{'subscribers':>12} {f'tick (best of {args.repeat})':>20} {'due':>5} {'peak RSS':>10}")
     for count in args.subscribers:
         with tempfile.TemporaryDirectory() as home:
             settings = Settings(home=Path(home), database_url=f"sqlite:///{home}/bench.db")

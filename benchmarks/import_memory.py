@@ -68,9 +68,7 @@ def _measure(path: Path, home: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--records", type=int, default=100_000, help="size of the synthetic snapshot"
-    )
+    parser.add_argument("--records", type=int, default=100_000, help="size of the synthetic snapshot")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = write_synthetic_snapshot(SAMPLE, Path(tmp) / "synthetic.jsonl", args.records)

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from newsletter.ranking import embedder, ranker  # noqa: E402
-from newsletter.ranking.profiles import Profile, parse_profile  # noqa: E402
+from newsletter.ranking.profiles import Profile, profile_for  # noqa: E402
 from newsletter.ranking.store import paper_text, phrase_key  # noqa: E402
 from newsletter.settings import Settings  # noqa: E402
 
@@ -39,57 +39,126 @@ SHARED = ROOT.parent / "shared" / "eval"
 
 #: category → (arXiv taxonomy name, keyword-style profile, plain-words profile)
 CATEGORIES: dict[str, tuple[str, str, str]] = {
-    "astro-ph": ("Astrophysics", "galaxies, stars, cosmology, supernovae",
-                 "how stars and galaxies form and shine"),
-    "hep-ph": ("High Energy Physics - Phenomenology",
-               "collider phenomenology, QCD, neutrino masses, supersymmetry",
-               "predicting what particle colliders will see"),
-    "hep-th": ("High Energy Physics - Theory", "string theory, AdS/CFT, gauge theory, branes",
-               "mathematical theories of fundamental forces and strings"),
-    "quant-ph": ("Quantum Physics", "entanglement, qubits, quantum information, decoherence",
-                 "computers and communication built on quantum effects"),
-    "cond-mat.str-el": ("Strongly Correlated Electrons", "Hubbard model, Mott insulator, Kondo",
-                        "materials where electrons strongly repel each other"),
-    "cond-mat.mtrl-sci": ("Materials Science", "thin films, DFT, alloys, crystal structure",
-                          "what solids are made of and how their atoms are arranged"),
-    "gr-qc": ("General Relativity and Quantum Cosmology",
-              "black holes, gravitational waves, spacetime, Einstein equations",
-              "gravity, curved space and the origin of the universe"),
-    "cond-mat.mes-hall": ("Mesoscale and Nanoscale Physics",
-                          "quantum dots, graphene, nanowires, spin transport",
-                          "electrons moving through tiny devices"),
-    "cond-mat.stat-mech": ("Statistical Mechanics", "phase transitions, Ising model, entropy",
-                           "how many interacting particles behave on average"),
-    "nucl-th": ("Nuclear Theory", "nuclear structure, nucleons, heavy-ion collisions",
-                "what holds the atomic nucleus together"),
-    "cond-mat.supr-con": ("Superconductivity", "superconductors, cuprates, pairing, vortices",
-                          "materials that carry current with no resistance"),
-    "math.PR": ("Probability", "stochastic processes, random walks, Brownian motion",
-                "the mathematics of chance"),
-    "math.AG": ("Algebraic Geometry", "varieties, schemes, moduli spaces, sheaves",
-                "shapes defined by polynomial equations"),
-    "math-ph": ("Mathematical Physics", "operators, integrable systems, spectral theory",
-                "rigorous mathematics behind physical laws"),
-    "cond-mat.other": ("Other Condensed Matter", "Bose-Einstein condensates, cold atoms, solids",
-                       "unusual behaviour of matter at low temperature"),
-    "math.AP": ("Analysis of PDEs", "partial differential equations, existence, regularity",
-                "equations describing how things change in space and time"),
-    "math.CO": ("Combinatorics", "graphs, permutations, enumeration, partitions",
-                "counting and arranging discrete objects"),
-    "physics.gen-ph": ("General Physics", "physics foundations, relativity, ether, energy",
-                       "new ideas about the basic laws of nature"),
-    "physics.optics": ("Optics", "lasers, photonic crystals, waveguides, nonlinear optics",
-                       "how light travels and is controlled"),
-    "cond-mat.soft": ("Soft Condensed Matter", "polymers, colloids, liquid crystals, granular",
-                      "squishy materials like gels and foams"),
-    "math.NT": ("Number Theory", "primes, modular forms, L-functions, Diophantine",
-                "properties of whole numbers"),
-    "hep-ex": ("High Energy Physics - Experiment", "detector, collider measurement, LHC, decays",
-               "measurements made at particle accelerators"),
-    "math.DG": ("Differential Geometry", "Riemannian manifolds, curvature, geodesics",
-                "geometry of smooth curved spaces"),
-    "cs.IT": ("Information Theory", "channel capacity, coding, MIMO, entropy",
-              "how much data can be sent reliably over noisy links"),
+    "astro-ph": (
+        "Astrophysics",
+        "galaxies, stars, cosmology, supernovae",
+        "how stars and galaxies form and shine",
+    ),
+    "hep-ph": (
+        "High Energy Physics - Phenomenology",
+        "collider phenomenology, QCD, neutrino masses, supersymmetry",
+        "predicting what particle colliders will see",
+    ),
+    "hep-th": (
+        "High Energy Physics - Theory",
+        "string theory, AdS/CFT, gauge theory, branes",
+        "mathematical theories of fundamental forces and strings",
+    ),
+    "quant-ph": (
+        "Quantum Physics",
+        "entanglement, qubits, quantum information, decoherence",
+        "computers and communication built on quantum effects",
+    ),
+    "cond-mat.str-el": (
+        "Strongly Correlated Electrons",
+        "Hubbard model, Mott insulator, Kondo",
+        "materials where electrons strongly repel each other",
+    ),
+    "cond-mat.mtrl-sci": (
+        "Materials Science",
+        "thin films, DFT, alloys, crystal structure",
+        "what solids are made of and how their atoms are arranged",
+    ),
+    "gr-qc": (
+        "General Relativity and Quantum Cosmology",
+        "black holes, gravitational waves, spacetime, Einstein equations",
+        "gravity, curved space and the origin of the universe",
+    ),
+    "cond-mat.mes-hall": (
+        "Mesoscale and Nanoscale Physics",
+        "quantum dots, graphene, nanowires, spin transport",
+        "electrons moving through tiny devices",
+    ),
+    "cond-mat.stat-mech": (
+        "Statistical Mechanics",
+        "phase transitions, Ising model, entropy",
+        "how many interacting particles behave on average",
+    ),
+    "nucl-th": (
+        "Nuclear Theory",
+        "nuclear structure, nucleons, heavy-ion collisions",
+        "what holds the atomic nucleus together",
+    ),
+    "cond-mat.supr-con": (
+        "Superconductivity",
+        "superconductors, cuprates, pairing, vortices",
+        "materials that carry current with no resistance",
+    ),
+    "math.PR": (
+        "Probability",
+        "stochastic processes, random walks, Brownian motion",
+        "the mathematics of chance",
+    ),
+    "math.AG": (
+        "Algebraic Geometry",
+        "varieties, schemes, moduli spaces, sheaves",
+        "shapes defined by polynomial equations",
+    ),
+    "math-ph": (
+        "Mathematical Physics",
+        "operators, integrable systems, spectral theory",
+        "rigorous mathematics behind physical laws",
+    ),
+    "cond-mat.other": (
+        "Other Condensed Matter",
+        "Bose-Einstein condensates, cold atoms, solids",
+        "unusual behaviour of matter at low temperature",
+    ),
+    "math.AP": (
+        "Analysis of PDEs",
+        "partial differential equations, existence, regularity",
+        "equations describing how things change in space and time",
+    ),
+    "math.CO": (
+        "Combinatorics",
+        "graphs, permutations, enumeration, partitions",
+        "counting and arranging discrete objects",
+    ),
+    "physics.gen-ph": (
+        "General Physics",
+        "physics foundations, relativity, ether, energy",
+        "new ideas about the basic laws of nature",
+    ),
+    "physics.optics": (
+        "Optics",
+        "lasers, photonic crystals, waveguides, nonlinear optics",
+        "how light travels and is controlled",
+    ),
+    "cond-mat.soft": (
+        "Soft Condensed Matter",
+        "polymers, colloids, liquid crystals, granular",
+        "squishy materials like gels and foams",
+    ),
+    "math.NT": (
+        "Number Theory",
+        "primes, modular forms, L-functions, Diophantine",
+        "properties of whole numbers",
+    ),
+    "hep-ex": (
+        "High Energy Physics - Experiment",
+        "detector, collider measurement, LHC, decays",
+        "measurements made at particle accelerators",
+    ),
+    "math.DG": (
+        "Differential Geometry",
+        "Riemannian manifolds, curvature, geodesics",
+        "geometry of smooth curved spaces",
+    ),
+    "cs.IT": (
+        "Information Theory",
+        "channel capacity, coding, MIMO, entropy",
+        "how much data can be sent reliably over noisy links",
+    ),
 }
 
 _TEX = re.compile(r"\s+")
@@ -118,16 +187,23 @@ def embed_cached(settings: Settings, texts: list[str], cache: Path | None) -> np
     return vectors
 
 
-def candidates(ids: list[int], titles: list[str], abstracts: list[str], vectors: np.ndarray) -> ranker.Candidates:
+def candidates(
+    ids: list[int], titles: list[str], abstracts: list[str], vectors: np.ndarray
+) -> ranker.Candidates:
     n = len(ids)
     return ranker.Candidates(
-        ids=np.asarray(ids), vectors=vectors, titles=titles, abstracts=abstracts,
-        bylines=[[] for _ in range(n)], prior=np.zeros(n, dtype=np.float32),
+        ids=np.asarray(ids),
+        vectors=vectors,
+        titles=titles,
+        abstracts=abstracts,
+        bylines=[[] for _ in range(n)],
+        prior=np.zeros(n, dtype=np.float32),
     )
 
 
-def ranker_scores(cands: ranker.Candidates, profiles: list[Profile], phrase_vecs: dict,
-                  voted: dict) -> np.ndarray:
+def ranker_scores(
+    cands: ranker.Candidates, profiles: list[Profile], phrase_vecs: dict, voted: dict
+) -> np.ndarray:
     """The project's relevance of every candidate for every profile (before selection)."""
     signals = ranker.build_signals(cands, profiles, phrase_vecs, voted)
     scores, _, _ = ranker.score_chunk(cands, signals, profiles)
@@ -151,9 +227,10 @@ def arxiv(settings: Settings, cache: Path | None) -> dict[str, dict[str, float]]
     results: dict[str, dict[str, float]] = defaultdict(dict)
     for style, pos in (("taxonomy name", 0), ("keywords", 1), ("plain words", 2)):
         profiles_text = [CATEGORIES[c][pos] for c in CATEGORIES]
-        gains = np.array([[2.0 if cs[0] == c else 1.0 if c in cs else 0.0 for cs in cats]
-                          for c in CATEGORIES])
-        profiles = [parse_profile([p.strip() for p in t.split(",")]) for t in profiles_text]
+        gains = np.array(
+            [[2.0 if cs[0] == c else 1.0 if c in cs else 0.0 for cs in cats] for c in CATEGORIES]
+        )
+        profiles = [profile_for([p.strip() for p in t.split(",")]) for t in profiles_text]
         phrases = sorted({x for p in profiles for x in p.phrases})
         pv = dict(zip([phrase_key(x) for x in phrases], embed_cached(settings, phrases, cache)))
         whole = embed_cached(settings, profiles_text, cache)
@@ -187,8 +264,7 @@ def csfcube(settings: Settings, cache: Path | None) -> dict[str, dict[str, float
         pool = [p for p in judged if p in pos and p != query]
         cols = [pos[p] for p in pool]
         gains = np.array([judged[p] for p in pool], dtype=float)
-        cands = candidates(cols, [papers[p][0] for p in pool], [papers[p][1] for p in pool],
-                           vectors[cols])
+        cands = candidates(cols, [papers[p][0] for p in pool], [papers[p][1] for p in pool], vectors[cols])
         qi = pos[query]
         voted = {qi: ranker.VotedPaper(vectors[qi], *papers[query])}
         profile = Profile(liked=(qi,))

@@ -40,8 +40,12 @@ def _seed(engine, subscribers: int, papers_each: int, day: date) -> None:  # typ
         session.add_all(papers)
         session.flush()
         people = [
-            Subscriber(email=f"reader{i}@example.org", email_key=f"reader{i}@example.org",
-                       interests=["graph neural networks", "diffusion models"], status=Status.ACTIVE)
+            Subscriber(
+                email=f"reader{i}@example.org",
+                email_key=f"reader{i}@example.org",
+                interests=["graph neural networks", "diffusion models"],
+                status=Status.ACTIVE,
+            )
             for i in range(subscribers)
         ]
         session.add_all(people)
@@ -50,9 +54,14 @@ def _seed(engine, subscribers: int, papers_each: int, day: date) -> None:  # typ
         session.add_all(deliveries)
         session.flush()
         session.add_all(
-            DeliveryItem(delivery_id=d.id, paper_id=papers[(n + k) % len(papers)].id, rank=k + 1,
-                         score=0.9 - k / 100, matched_interest="graph neural networks",
-                         highlight="The sentence of the abstract that matched best.")
+            DeliveryItem(
+                delivery_id=d.id,
+                paper_id=papers[(n + k) % len(papers)].id,
+                rank=k + 1,
+                score=0.9 - k / 100,
+                matched_interest="graph neural networks",
+                highlight="The sentence of the abstract that matched best.",
+            )
             for n, d in enumerate(deliveries)
             for k in range(papers_each)
         )
@@ -78,22 +87,25 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
     server, url = _start_server(args.validate)
-    os.environ.update({
-        "NEWSLETTER_HOME": str(home),
-        "NEWSLETTER_SECRET_KEY": "benchmark",
-        "NEWSLETTER_TRANSPORT": "sendgrid",
-        "NEWSLETTER_SENDGRID_HOST": url,
-        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
-        "NEWSLETTER_SENDGRID_CONCURRENCY": str(args.concurrency),
-    })
-    from newsletter.db import open_database
-    from newsletter.delivery.outbox import send_digests, trending_papers
-    from newsletter.digest.context import DigestItem
-    from newsletter.digest.render import COMPILE_COUNTS, render_digest
-    from newsletter.settings import Settings
+    os.environ.update(
+        {
+            "NEWSLETTER_HOME": str(home),
+            "NEWSLETTER_SECRET_KEY": "benchmark",
+            "NEWSLETTER_TRANSPORT": "sendgrid",
+            "NEWSLETTER_SENDGRID_HOST": url,
+            "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
+            "NEWSLETTER_SENDGRID_CONCURRENCY": str(args.concurrency),
+        }
+    )
     from sqlmodel import Session, select
 
+    from jobs.send import send_digests
+    from newsletter.db import open_database
+    from newsletter.digest.context import DigestItem
+    from newsletter.digest.render import COMPILE_COUNTS, render_digest
     from newsletter.papers.models import Paper
+    from newsletter.papers.queries import trending as trending_papers
+    from newsletter.settings import Settings
     from subscribers.models import Subscriber
 
     try:
@@ -109,19 +121,25 @@ def main() -> None:
         started = time.perf_counter()
         size = 0
         for n, person in enumerate(people):
-            items = [DigestItem(papers[(n + k) % len(papers)], "graph neural networks", "A highlight.")
-                     for k in range(args.papers)]
+            items = [
+                DigestItem(papers[(n + k) % len(papers)], "graph neural networks", "A highlight.")
+                for k in range(args.papers)
+            ]
             size += len(render_digest(settings, person, items, digest_date=day, trending=trending).html)
         render_s = time.perf_counter() - started
-        print(f"render: {len(people)} digests in {render_s:.1f} s = {len(people) / render_s:,.0f} emails/s "
-              f"(mean HTML {size / len(people) / 1024:.1f} KB, {args.papers} papers each)")
+        print(
+            f"render: {len(people)} digests in {render_s:.1f} s = {len(people) / render_s:,.0f} emails/s "
+            f"(mean HTML {size / len(people) / 1024:.1f} KB, {args.papers} papers each)"
+        )
 
         started = time.perf_counter()
         report = send_digests(engine, settings, digest_date=day)
         send_s = time.perf_counter() - started
-        print(f"send: {report.sent} sent, {report.failed} failed in {send_s:.1f} s = "
-              f"{report.sent / send_s:,.0f} emails/s through the outbox to loopback SendGrid "
-              f"(concurrency {args.concurrency}, server validation {'on' if args.validate else 'off'})")
+        print(
+            f"send: {report.sent} sent, {report.failed} failed in {send_s:.1f} s = "
+            f"{report.sent / send_s:,.0f} emails/s through the outbox to loopback SendGrid "
+            f"(concurrency {args.concurrency}, server validation {'on' if args.validate else 'off'})"
+        )
         print("MJML compiles this run: " + ", ".join(f"{k} ×{v}" for k, v in sorted(COMPILE_COUNTS.items())))
     finally:
         server.terminate()

@@ -3,7 +3,7 @@
 The scheduler runs this every few minutes (`jobs.digest:dispatch`); `newsletter jobs run
 dispatch` and `make demo` run the very same function. It is driven by the database, not by
 remembering what it did: for each active subscriber it looks at the latest scheduled digest
-(jobs/schedule.py) and the outbox row for that local date, so a restart, a second scheduler
+(`jobs.due`, the rule `newsletter send` uses too) and the outbox row for that local date, so a restart, a second scheduler
 or a run after a long pause all reach the same decision:
 
 - no row yet, within the grace period → hand to the outbox (`send_digests`), grouped by date;
@@ -17,24 +17,22 @@ or a run after a long pause all reach the same decision:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Engine, case
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
+from sqlmodel import Session
 
-from jobs.schedule import Occurrence, SendSchedule, latest_occurrence
-from newsletter.db import open_database, session_scope
+from jobs.due import Decision, decide, latest_occurrences, open_digests
+from jobs.send import send_digests
+from newsletter.db import open_database
 from newsletter.dbtypes import utcnow
-from newsletter.delivery.models import Delivery, DeliveryStatus
-from newsletter.delivery.outbox import UNFINISHED, send_digests
+from newsletter.delivery import outbox
+from newsletter.delivery.outbox import SendReport
 from newsletter.settings import Settings, get_settings
-from subscribers.models import Frequency, Status, Subscriber
 
 log = logging.getLogger("newsletter.jobs.dispatch")
+
 
 @dataclass
 class DispatchReport:
@@ -43,7 +41,7 @@ class DispatchReport:
     now: datetime
     due: dict[date, list[int]] = field(default_factory=dict)
     missed: list[tuple[int, date]] = field(default_factory=list)
-    sends: dict[date, Any] = field(default_factory=dict)  # digest date → outbox SendReport
+    sends: dict[date, SendReport] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -53,125 +51,6 @@ class DispatchReport:
             f"dispatch at {self.now:%Y-%m-%d %H:%M} UTC: {due} due "
             f"(digest dates: {dates}), {len(self.missed)} missed"
         )
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An active subscriber whose latest scheduled digest has no finished outbox row."""
-
-    subscriber_id: int
-    schedule: SendSchedule
-    active_since: datetime  # digests scheduled before this are not theirs to miss
-    status: DeliveryStatus | None  # None: no row yet; else a row a dead run left unfinished
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What dispatch does for one subscriber now."""
-
-    subscriber_id: int
-    occurrence: Occurrence
-    action: str  # "send" | "miss"
-
-
-def decide(
-    candidates: Iterable[Candidate],
-    occurrences: Mapping[SendSchedule, Occurrence],
-    now: datetime,
-    grace: timedelta,
-) -> list[Decision]:
-    """Send what is due within the grace period; record as missed what is past it."""
-    decisions: list[Decision] = []
-    for candidate in candidates:
-        occurrence = occurrences[candidate.schedule]
-        if not occurrence.missed(now, grace):
-            decisions.append(Decision(candidate.subscriber_id, occurrence, "send"))
-        elif candidate.status is None and occurrence.scheduled_at >= candidate.active_since:
-            decisions.append(Decision(candidate.subscriber_id, occurrence, "miss"))
-    return decisions
-
-
-def _weekday_key() -> Any:
-    """A subscriber's weekday for weekly digests, -1 for daily ones (their weekday is moot)."""
-    return case((Subscriber.frequency == Frequency.WEEKLY, Subscriber.weekday), else_=-1)
-
-
-def _schedule(timezone: str, hour: int, weekday_key: int) -> SendSchedule:
-    return SendSchedule(timezone, hour, weekly=weekday_key >= 0, weekday=max(weekday_key, 0))
-
-
-def latest_occurrences(session: Session, now: datetime) -> dict[SendSchedule, Occurrence]:
-    """The latest scheduled digest of every distinct schedule in use.
-
-    100,000 subscribers share a few hundred (timezone, hour, weekday) schedules, so the time
-    arithmetic runs per schedule, not per subscriber.
-    """
-    rows = session.exec(
-        select(Subscriber.timezone, Subscriber.send_hour, _weekday_key())
-        .where(Subscriber.status == Status.ACTIVE)
-        .distinct()
-    )
-    occurrences = {}
-    for row in rows:
-        schedule = _schedule(*row)
-        occurrence = latest_occurrence(schedule, now)
-        if occurrence is not None:
-            occurrences[schedule] = occurrence
-    return occurrences
-
-
-def open_digests(session: Session, occurrences: Mapping[SendSchedule, Occurrence]) -> list[Candidate]:
-    """Active subscribers whose latest digest has no row, or one a dead run left unfinished.
-
-    Reads plain ids and schedule columns (no ORM objects, no per-row type conversion), since
-    a normal tick finds every digest done and should cost little for 100,000 subscribers;
-    only the few open ones are then loaded in full.
-    """
-    finished: dict[date, set[int]] = {}
-    for day in {o.digest_date for o in occurrences.values()}:
-        finished[day] = set(
-            session.exec(
-                select(Delivery.subscriber_id).where(
-                    Delivery.digest_date == day, col(Delivery.status).not_in(list(UNFINISHED))
-                )
-            )
-        )
-    by_key = {(s.timezone, s.send_hour, s.weekday if s.weekly else -1): o for s, o in occurrences.items()}
-    rows = session.connection().execute(  # plain rows: no ORM bookkeeping for 100k of them
-        select(Subscriber.id, Subscriber.timezone, Subscriber.send_hour, _weekday_key()).where(
-            Subscriber.status == Status.ACTIVE
-        )
-    )
-    open_ids = {}
-    for sid, *key in rows:
-        occurrence = by_key.get(tuple(key))  # type: ignore[call-overload]
-        if occurrence is not None and sid not in finished[occurrence.digest_date]:
-            open_ids[sid] = _schedule(*key)
-    candidates = []
-    for chunk in _chunks(sorted(open_ids)):
-        unfinished = {
-            (sid, day): DeliveryStatus(status)
-            for sid, day, status in session.exec(
-                select(Delivery.subscriber_id, Delivery.digest_date, Delivery.status).where(
-                    col(Delivery.subscriber_id).in_(chunk),
-                    col(Delivery.status).in_(list(UNFINISHED)),
-                )
-            )
-        }
-        details = session.exec(
-            select(Subscriber.id, Subscriber.confirmed_at, Subscriber.created_at).where(
-                col(Subscriber.id).in_(chunk)
-            )
-        )
-        for sid, confirmed, created in details:
-            schedule = open_ids[sid]
-            status = unfinished.get((sid, occurrences[schedule].digest_date))
-            candidates.append(Candidate(sid, schedule, confirmed or created, status))
-    return candidates
-
-
-def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
-    return (ids[i : i + size] for i in range(0, len(ids), size))
 
 
 def dispatch(settings: Settings | None = None, *, now: datetime | None = None) -> DispatchReport:
@@ -197,25 +76,20 @@ def dispatch(settings: Settings | None = None, *, now: datetime | None = None) -
 
 
 def _record_missed(engine: Engine, decisions: list[Decision], grace: timedelta) -> list[tuple[int, date]]:
-    """Write a `skipped-missed` outbox row per missed digest (a racing scheduler may win)."""
-    recorded: list[tuple[int, date]] = []
-    with session_scope(engine) as session:
-        for decision in decisions:
-            scheduled = decision.occurrence.scheduled_at
-            row = Delivery(
-                subscriber_id=decision.subscriber_id,
-                digest_date=decision.occurrence.digest_date,
-                status=DeliveryStatus.MISSED,
-                last_error=(
-                    f"not sent: due at {scheduled:%Y-%m-%d %H:%M} UTC, no scheduler ran "
-                    f"within the {int(grace.total_seconds() // 60)}-minute grace period"
-                ),
+    """Record each missed digest in the outbox (never sent late; a racing scheduler may win)."""
+    minutes = int(grace.total_seconds() // 60)
+    recorded = outbox.record_missed(
+        engine,
+        [
+            (
+                d.subscriber_id,
+                d.occurrence.digest_date,
+                f"not sent: due at {d.occurrence.scheduled_at:%Y-%m-%d %H:%M} UTC, no scheduler "
+                f"ran within the {minutes}-minute grace period",
             )
-            try:
-                with session.begin_nested():
-                    session.add(row)
-            except IntegrityError:  # another dispatch recorded or sent it meanwhile
-                continue
-            recorded.append((decision.subscriber_id, decision.occurrence.digest_date))
-            log.warning("digest of subscriber %s for %s missed", *recorded[-1])
+            for d in decisions
+        ],
+    )
+    for missed in recorded:
+        log.warning("digest of subscriber %s for %s missed", *missed)
     return recorded

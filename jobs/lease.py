@@ -82,9 +82,7 @@ def release(engine: Engine, holder: str, *, name: str = LEADER) -> None:
     table = Lease.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
         conn.execute(
-            update(table)
-            .where(table.c.name == name, table.c.holder == holder)
-            .values(expires_at=utcnow())
+            update(table).where(table.c.name == name, table.c.holder == holder).values(expires_at=utcnow())
         )
 
 

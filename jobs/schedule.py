@@ -14,8 +14,8 @@ skip a day nor send two: each local date maps to exactly one instant.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 #: A weekly schedule's latest occurrence is at most this many local days back.

@@ -29,7 +29,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import ref_to_obj
-from sqlalchemy import Engine, inspect, select, table, column
+from sqlalchemy import Engine, column, inspect, select, table
 
 from jobs import lease
 from newsletter.db import open_database
@@ -41,7 +41,12 @@ log = logging.getLogger("newsletter.jobs.scheduler")
 JOBS_TABLE = "apscheduler_jobs"
 
 #: arXiv announces new submissions at 20:00 US Eastern, Sunday to Thursday.
-ARXIV_ANNOUNCES = {"day_of_week": "sun,mon,tue,wed,thu", "hour": 20, "minute": 30, "timezone": "America/New_York"}
+ARXIV_ANNOUNCES = {
+    "day_of_week": "sun,mon,tue,wed,thu",
+    "hour": 20,
+    "minute": 30,
+    "timezone": "America/New_York",
+}
 
 
 @dataclass(frozen=True)
@@ -151,9 +156,7 @@ class SchedulerService:
         ensure_jobs(self.scheduler, self.settings)
         self.heartbeat()
         if self._heartbeat_thread:
-            self._thread = threading.Thread(
-                target=self._beat, name="scheduler-lease", daemon=True
-            )
+            self._thread = threading.Thread(target=self._beat, name="scheduler-lease", daemon=True)
             self._thread.start()
 
     def heartbeat(self) -> bool:

@@ -8,10 +8,12 @@ is an explicit `newsletter db upgrade`, as a DBA would expect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -26,6 +28,18 @@ from newsletter.errors import UserError
 from newsletter.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: Ids per IN (...) list: far below SQLite's and PostgreSQL's bind-parameter limits.
+QUERY_CHUNK = 900
+
+T = TypeVar("T")
+
+
+def chunked(items: Iterable[T], size: int = QUERY_CHUNK) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`, lazily: for IN-lists and for batched writes of a
+    stream that must not be held in memory at once."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

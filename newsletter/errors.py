@@ -9,7 +9,7 @@ errors) with no traceback, in the real CLI and in tests alike; the web layer tur
 try:  # Typer ≥ 0.22 ships its own copy of click; its commands only catch that copy's class.
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older Typer runs on the real click
-    from click import ClickException
+    from click import ClickException  # type: ignore[assignment]
 
 
 class UserError(ClickException):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 SECRET_KEY_FILE = "secret_key"
 
@@ -36,9 +35,7 @@ class Settings(BaseSettings):
 
     # --- core -----------------------------------------------------------------------
     home: Path = Field(Path("var"), description="Data folder: SQLite file, outbox, secret key.")
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default is a SQLite file in HOME."
-    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default is a SQLite file in HOME.")
     base_url: str = Field(
         "http://127.0.0.1:8000", description="Public URL of the web app; builds every link."
     )
@@ -62,6 +59,9 @@ class Settings(BaseSettings):
     embedding_device: str = Field("auto", description="auto, cpu or cuda.")
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     min_score: float = Field(0.35, description="Papers scoring below this are never picked.")
+    ranker: str = Field(
+        "hybrid", description="Which registered ranker picks papers (newsletter/ranking/base.py)."
+    )
     candidate_window_days: int = Field(
         7, ge=1, description="First digest looks back this many days for candidates."
     )
@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     )
 
     # --- delivery ---------------------------------------------------------------------
-    transport: Literal["file", "smtp", "sendgrid"] = "file"
+    transport: str = Field(
+        "file", description="file, smtp or sendgrid (newsletter/delivery/transports/__init__.py)."
+    )
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_security: Literal["none", "starttls", "ssl"] = "none"

@@ -60,9 +60,7 @@ def _serializer(settings: Settings, purpose: Purpose) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.signing_key, salt=f"newsletter.{purpose.value}")
 
 
-def make_token(
-    settings: Settings, purpose: Purpose, subscriber_id: int, **extra: Any
-) -> str:
+def make_token(settings: Settings, purpose: Purpose, subscriber_id: int, **extra: Any) -> str:
     """A URL-safe token for `purpose` naming one subscriber (plus optional extra fields)."""
     payload: dict[str, Any] = {"s": subscriber_id}
     if extra:
@@ -70,9 +68,7 @@ def make_token(
     return _serializer(settings, purpose).dumps(payload)
 
 
-def read_token(
-    settings: Settings, purpose: Purpose, token: str, *, now: datetime | None = None
-) -> Token:
+def read_token(settings: Settings, purpose: Purpose, token: str, *, now: datetime | None = None) -> Token:
     """Verify signature, purpose and age; raise TokenError saying what is wrong."""
     serializer = _serializer(settings, purpose)
     max_age = MAX_AGE[purpose]
@@ -94,5 +90,3 @@ def link(settings: Settings, purpose: Purpose, subscriber_id: int, **query: Any)
     """The absolute URL of a page for `purpose`, e.g. BASE_URL/unsubscribe/<token>."""
     url = f"{settings.base_url}/{purpose.value}/{make_token(settings, purpose, subscriber_id)}"
     return f"{url}?{urlencode(query)}" if query else url
-
-

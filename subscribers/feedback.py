@@ -1,4 +1,4 @@
-""""More like this" / "less like this" votes: one per (subscriber, paper), undoable.
+""" "More like this" / "less like this" votes: one per (subscriber, paper), undoable.
 
 Ranking reads them as liked and disliked papers; the email's feedback links, the web page
 and `newsletter subscribers vote` all write through `record_vote`.
@@ -6,8 +6,12 @@ and `newsletter subscribers vote` all write through `record_vote`.
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from collections import defaultdict
+from collections.abc import Sequence
 
+from sqlmodel import Session, col, select
+
+from newsletter.db import chunked
 from newsletter.dbtypes import utcnow
 from newsletter.errors import UserError
 from newsletter.papers.models import Paper
@@ -39,7 +43,14 @@ def record_vote(session: Session, subscriber_id: int, paper_id: int, vote: int) 
     session.flush()
 
 
-def votes_of(session: Session, subscriber_id: int) -> dict[int, int]:
-    """The subscriber's votes, paper id → +1/−1."""
-    rows = session.exec(select(Feedback).where(Feedback.subscriber_id == subscriber_id))
-    return {f.paper_id: f.vote for f in rows}
+def votes_for(session: Session, subscriber_ids: Sequence[int]) -> dict[int, dict[int, int]]:
+    """Each subscriber's votes, subscriber id → paper id → +1/−1 (absent: no votes)."""
+    out: dict[int, dict[int, int]] = defaultdict(dict)
+    for chunk in chunked(subscriber_ids):
+        for sid, pid, vote in session.exec(
+            select(Feedback.subscriber_id, Feedback.paper_id, Feedback.vote).where(
+                col(Feedback.subscriber_id).in_(chunk)
+            )
+        ):
+            out[sid][pid] = vote
+    return out

@@ -1,5 +1,5 @@
 """The double opt-in life cycle: sign-up request, confirmation, pause, unsubscribe, provider
-verdicts (bounce, complaint), and "download my data".
+verdicts (bounce, complaint), and a person's votes.
 
 These are the rules every door (web form, email links, the provider's webhook) must share, so
 they live beside `service.py` and use it for every write.
@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlmodel import Session, col, select
 
-from newsletter.delivery.models import Delivery, DeliveryItem
 from newsletter.papers.models import Paper
 from subscribers import service
-from subscribers.mail_events import MailEvent
 from subscribers.models import (
     Feedback,
     Status,
@@ -53,9 +50,7 @@ def request_signup(session: Session, data: SubscriberCreate) -> Subscriber | Non
         return service.create(session, data.model_copy(update={"status": Status.PENDING}))
     if existing.status in (Status.ACTIVE, Status.PAUSED):
         return None
-    changes = SubscriberUpdate.model_validate(
-        data.model_dump(exclude={"email"}) | {"status": Status.PENDING}
-    )
+    changes = SubscriberUpdate.model_validate(data.model_dump(exclude={"email"}) | {"status": Status.PENDING})
     return service.update(session, existing, changes)
 
 
@@ -68,9 +63,7 @@ def check_confirm(subscriber: Subscriber, issued_at: datetime) -> ConfirmOutcome
     """
     if subscriber.status in (Status.ACTIVE, Status.PAUSED):
         return ConfirmOutcome.ALREADY
-    if subscriber.status != Status.PENDING or issued_at < subscriber.updated_at.replace(
-        microsecond=0
-    ):
+    if subscriber.status != Status.PENDING or issued_at < subscriber.updated_at.replace(microsecond=0):
         return ConfirmOutcome.STALE
     return ConfirmOutcome.READY
 
@@ -116,42 +109,3 @@ def votes(session: Session, subscriber: Subscriber) -> list[tuple[Paper, int]]:
         .order_by(col(Feedback.created_at).desc(), col(Feedback.id).desc())
     )
     return [(paper, vote) for paper, vote in rows]
-
-
-def export(session: Session, subscriber: Subscriber) -> dict[str, Any]:
-    """Everything stored about one person, as plain JSON-ready data ("download my data")."""
-    deliveries = []
-    for delivery in session.exec(
-        select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(col(Delivery.id))
-    ):
-        items = session.exec(
-            select(DeliveryItem, Paper.title)
-            .join(Paper, col(Paper.id) == col(DeliveryItem.paper_id))
-            .where(DeliveryItem.delivery_id == delivery.id)
-            .order_by(col(DeliveryItem.rank))
-        )
-        deliveries.append(
-            delivery.model_dump(mode="json", exclude={"subscriber_id"})
-            | {
-                "papers": [
-                    {"paper_id": item.paper_id, "title": title, "rank": item.rank,
-                     "matched_interest": item.matched_interest}
-                    for item, title in items
-                ]
-            }
-        )
-    events = session.exec(
-        select(MailEvent).where(MailEvent.subscriber_id == subscriber.id).order_by(col(MailEvent.id))
-    )
-    return {
-        "subscriber": service.public(subscriber),
-        "feedback": [
-            {"paper_id": paper.id, "title": paper.title, "vote": vote}
-            for paper, vote in votes(session, subscriber)
-        ],
-        "deliveries": deliveries,
-        "mail_events": [
-            event.model_dump(mode="json", include={"event", "delivery_id", "occurred_at", "received_at"})
-            for event in events
-        ],
-    }

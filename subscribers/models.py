@@ -46,9 +46,7 @@ class SubscriberBase(SQLModel):
     frequency: Frequency = Field(default=Frequency.DAILY, sa_type=String(16))
     weekday: int = Field(default=0, ge=0, le=6, description="Weekly digests: 0 = Monday.")
     max_papers: int = Field(default=10, ge=1, le=50)
-    send_empty: bool = Field(
-        default=False, description="On quiet days send a short 'nothing new' note."
-    )
+    send_empty: bool = Field(default=False, description="On quiet days send a short 'nothing new' note.")
 
 
 class Subscriber(SubscriberBase, table=True):

@@ -1,17 +1,24 @@
 """Validation of what a subscriber tells us: address, interests, timezone, schedule.
 
 Pure functions shared by the CLI, CSV import and the web form, so every door applies the
-same rules and gives the same one-line messages.
+same rules and gives the same one-line messages. This is the only module that knows the
+interest syntax (`author: Name` follows an author, `-topic` excludes one): everything else
+reads interests through `read_interests`.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import UserError
+
+#: `author: Yann LeCun` follows an author; `-medical imaging` excludes a topic.
+AUTHOR_PREFIX = "author:"
+EXCLUDE_PREFIX = "-"
 
 MAX_INTERESTS = 20
 MAX_INTEREST_LENGTH = 100
@@ -51,14 +58,12 @@ def parse_interests(raw: str | list[str]) -> list[str]:
     """
     text = "\n".join(raw) if isinstance(raw, list) else (raw or "")
     if len(text) > MAX_INTERESTS_INPUT:
-        raise UserError(
-            f"interests are {len(text)} characters long; keep them under {MAX_INTERESTS_INPUT}"
-        )
+        raise UserError(f"interests are {len(text)} characters long; keep them under {MAX_INTERESTS_INPUT}")
     phrases: list[str] = []
     seen: set[str] = set()
     for part in _SEPARATORS.split(text):
         phrase = _SPACES.sub(" ", part).strip()
-        if not phrase or phrase in {"-", "author:"}:
+        if not phrase or phrase in {EXCLUDE_PREFIX, AUTHOR_PREFIX}:
             continue
         if len(phrase) > MAX_INTEREST_LENGTH:
             raise UserError(
@@ -72,10 +77,48 @@ def parse_interests(raw: str | list[str]) -> list[str]:
     if not phrases:
         raise UserError('no interests given; pass phrases such as "graph neural networks, LoRA"')
     if len(phrases) > MAX_INTERESTS:
-        raise UserError(
-            f"{len(phrases)} interests given; at most {MAX_INTERESTS} phrases are allowed"
-        )
+        raise UserError(f"{len(phrases)} interests given; at most {MAX_INTERESTS} phrases are allowed")
     return phrases
+
+
+@dataclass(frozen=True)
+class Interests:
+    """Interest phrases sorted by kind: topics to match, authors to follow, topics to avoid."""
+
+    topics: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+
+
+def read_interests(phrases: list[str]) -> Interests:
+    """Sort already-validated interest phrases into topics, followed authors and exclusions."""
+    topics: list[str] = []
+    authors: list[str] = []
+    excludes: list[str] = []
+    for raw in phrases:
+        text = " ".join(raw.split())
+        if text.lower().startswith(AUTHOR_PREFIX):
+            name = text[len(AUTHOR_PREFIX) :].strip()
+            if name:
+                authors.append(name)
+        elif text.startswith(EXCLUDE_PREFIX):
+            topic = text[len(EXCLUDE_PREFIX) :].strip()
+            if topic:
+                excludes.append(topic)
+        elif text:
+            topics.append(text)
+    return Interests(tuple(topics), tuple(authors), tuple(excludes))
+
+
+def author_interest(name: str) -> str:
+    """The interest phrase that follows `name` (how a pick by a followed author is labelled)."""
+    return f"{AUTHOR_PREFIX} {name}"
+
+
+def followed_author(phrase: str) -> str | None:
+    """The author an `author: Name` phrase follows, else None."""
+    interests = read_interests([phrase])
+    return interests.authors[0] if interests.authors else None
 
 
 def validate_timezone(name: str) -> str:

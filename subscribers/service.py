@@ -216,18 +216,13 @@ def read_csv(path: Path) -> list[tuple[int, dict[str, str | None]]]:
     if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
         raise UserError(f"{path}: not a subscriber CSV; the header must have an 'email' column")
     try:
-        rows = [
-            (reader.line_num, {(k or "").strip().lower(): v for k, v in row.items()})
-            for row in reader
-        ]
+        rows = [(reader.line_num, {(k or "").strip().lower(): v for k, v in row.items()}) for row in reader]
     except csv.Error as exc:
         raise UserError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None
     return rows
 
 
-def import_rows(
-    session: Session, rows: list[tuple[int, dict[str, str | None]]]
-) -> ImportReport:
+def import_rows(session: Session, rows: list[tuple[int, dict[str, str | None]]]) -> ImportReport:
     """Add every valid new row; reject the rest with their line number and reason."""
     report = ImportReport()
     seen: set[str] = set()

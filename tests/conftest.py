@@ -23,6 +23,9 @@ from newsletter.db import engine_for, open_database, upgrade
 from newsletter.settings import Settings
 from tests.support.requirements import STRICT, postgres_url
 
+#: Shared fixtures (the web app, the loopback SendGrid server) for every test module.
+pytest_plugins = ["tests.support.web", "tests.support.sendgrid_server"]
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
@@ -39,9 +42,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own data folder and working directory, and no stray settings."""
     for name in list(os.environ):
-        if name.startswith("NEWSLETTER_") and not name.startswith("NEWSLETTER_TEST_"):
-            if name not in {"NEWSLETTER_SHARED", "NEWSLETTER_CHROMIUM"}:
-                monkeypatch.delenv(name)
+        kept = name.startswith("NEWSLETTER_TEST_") or name in {"NEWSLETTER_SHARED", "NEWSLETTER_CHROMIUM"}
+        if name.startswith("NEWSLETTER_") and not kept:
+            monkeypatch.delenv(name)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     home = tmp_path / "var"
     monkeypatch.setenv("NEWSLETTER_HOME", str(home))

@@ -16,7 +16,9 @@ from subscribers.models import Status, Subscriber
 
 
 def _subscriber(session: Session, status: Status) -> Subscriber:
-    person = Subscriber(email="new@example.org", email_key="new@example.org", interests=["graphs"], status=status)
+    person = Subscriber(
+        email="new@example.org", email_key="new@example.org", interests=["graphs"], status=status
+    )
     session.add(person)
     session.commit()
     return person

@@ -15,13 +15,22 @@ from tests.support.requirements import ROOT
 
 
 def _rows(session: Session) -> None:
-    people = [Subscriber(email=f"p{i}@example.org", email_key=f"p{i}@example.org", status=Status.ACTIVE) for i in range(3)]
+    people = [
+        Subscriber(email=f"p{i}@example.org", email_key=f"p{i}@example.org", status=Status.ACTIVE)
+        for i in range(3)
+    ]
     session.add_all(people)
     session.flush()
     statuses = [DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED]
     for person, status in zip(people, statuses, strict=True):
-        session.add(Delivery(subscriber_id=person.id, digest_date=date(2026, 11, 26), status=status,
-                             last_error="SendGrid 400: bad" if status == DeliveryStatus.FAILED else None))
+        session.add(
+            Delivery(
+                subscriber_id=person.id,
+                digest_date=date(2026, 11, 26),
+                status=status,
+                last_error="SendGrid 400: bad" if status == DeliveryStatus.FAILED else None,
+            )
+        )
     session.commit()
 
 
@@ -31,8 +40,17 @@ def test_deliveries_list_filters_by_date_and_status(session: Session, cli) -> No
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["email"] == "p1@example.org" and row["last_error"] == "SendGrid 400: bad"
-    assert set(row) == {"id", "digest_date", "email", "status", "papers", "attempts", "sent_at",
-                        "provider_message_id", "last_error"}
+    assert set(row) == {
+        "id",
+        "digest_date",
+        "email",
+        "status",
+        "papers",
+        "attempts",
+        "sent_at",
+        "provider_message_id",
+        "last_error",
+    }
     csv = cli("deliveries", "list", "--all", "--format", "csv")
     assert csv.stdout.splitlines()[0] == "id,digest_date,email,status,papers,attempts,last_error"
 
@@ -58,5 +76,7 @@ def test_reading_the_outbox_never_imports_torch(database_url: str) -> None:
         "    except SystemExit as e: assert e.code == 0, e\n"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""`make demo` (python -m newsletter.demo): the newcomer's first run, end to end, offline."""
+"""`make demo` (python -m newsletter.cli.demo): the newcomer's first run, end to end, offline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import demo
+from newsletter.cli import demo
 
 pytestmark = pytest.mark.slow  # embeds the sample papers with the real model
 

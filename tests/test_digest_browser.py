@@ -18,8 +18,11 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
 ]
 
 
@@ -36,10 +39,17 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def digest_html() -> str:
-    reader = Subscriber(id=3, email="grace@example.org", email_key="grace@example.org",
-                        interests=["diffusion models", "speech recognition"], status="active")
+    reader = Subscriber(
+        id=3,
+        email="grace@example.org",
+        email_key="grace@example.org",
+        interests=["diffusion models", "speech recognition"],
+        status="active",
+    )
     papers = [make_paper(i, id=i + 1, upvotes=10 + i) for i in range(6)]
-    papers[1] = make_paper(1, id=2, title="Supercalifragilisticexpialidociousunbreakabletitlewordthatgoesonandonforever" * 2)
+    papers[1] = make_paper(
+        1, id=2, title="Supercalifragilisticexpialidociousunbreakabletitlewordthatgoesonandonforever" * 2
+    )
     items = [DigestItem(p, "diffusion models", "The key sentence of the abstract.") for p in papers]
     trending = [make_paper(20, id=30, upvotes=321)]
     settings = Settings(postal_address="1 Example Street, Sampletown")
@@ -48,15 +58,15 @@ def digest_html() -> str:
 
 @pytest.mark.parametrize("width", [375, 800])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_digest_fits_the_screen_in_both_colour_schemes(browser, digest_html: str, width: int, scheme: str) -> None:  # type: ignore[no-untyped-def]
+def test_digest_fits_the_screen_in_both_colour_schemes(
+    browser, digest_html: str, width: int, scheme: str
+) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     try:
         page.set_content(digest_html, wait_until="domcontentloaded")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{overflow}px of horizontal scroll at {width}px ({scheme})"
-        card_bg = page.evaluate(
-            "getComputedStyle(document.querySelector('.card > table')).backgroundColor"
-        )
+        card_bg = page.evaluate("getComputedStyle(document.querySelector('.card > table')).backgroundColor")
         text_color = page.evaluate("getComputedStyle(document.querySelector('.card h2')).color")
         if scheme == "dark":
             assert card_bg == "rgb(22, 27, 34)" and text_color == "rgb(230, 237, 243)"

@@ -27,8 +27,11 @@ def settings() -> Settings:
 @pytest.fixture
 def reader() -> Subscriber:
     return Subscriber(
-        id=42, email="ada@example.org", email_key="ada@example.org",
-        interests=["graph neural networks", "protein folding"], status="active",
+        id=42,
+        email="ada@example.org",
+        email_key="ada@example.org",
+        interests=["graph neural networks", "protein folding"],
+        status="active",
     )
 
 
@@ -66,7 +69,11 @@ def test_each_paper_shows_title_link_authors_categories_reason_snippet_and_links
     assert "More like this" in html and "Less like this" in html
     assert email.preheader in html
     # The plain-text part mirrors the HTML one.
-    for needle in ("Author 0-0, Author 0-1, Author 0-2 et al.", "https://arxiv.org/pdf/2611.00001", "Highlight sentence 1."):
+    for needle in (
+        "Author 0-0, Author 0-1, Author 0-2 et al.",
+        "https://arxiv.org/pdf/2611.00001",
+        "Highlight sentence 1.",
+    ):
         assert needle in text
 
 
@@ -77,7 +84,7 @@ def test_feedback_preference_and_unsubscribe_links_carry_signed_tokens_not_ids(
     assert "ada@example.org/" not in email.html and "?email=" not in email.html
     found = {}
     for purpose in (Purpose.FEEDBACK, Purpose.PREFERENCES, Purpose.UNSUBSCRIBE):
-        match = re.search(rf'{settings.base_url}/{purpose.value}/([A-Za-z0-9_.\-]+)', email.html)
+        match = re.search(rf"{settings.base_url}/{purpose.value}/([A-Za-z0-9_.\-]+)", email.html)
         assert match, purpose
         found[purpose] = read_token(settings, purpose, match.group(1)).subscriber_id
     assert set(found.values()) == {42}
@@ -120,7 +127,9 @@ def test_footer_says_why_the_reader_gets_it_and_shows_the_postal_address(
 def test_twenty_papers_stay_under_gmails_clipping_limit(settings: Settings, reader: Subscriber) -> None:
     long_title = "A very long title about graph neural networks and protein folding " * 3
     items = [
-        DigestItem(make_paper(i, id=i + 1, title=f"{long_title} {i}", upvotes=i), "graph neural networks", "x " * 100)
+        DigestItem(
+            make_paper(i, id=i + 1, title=f"{long_title} {i}", upvotes=i), "graph neural networks", "x " * 100
+        )
         for i in range(20)
     ]
     trending = [make_paper(100 + i, id=200 + i, upvotes=500 - i) for i in range(3)]
@@ -129,7 +138,9 @@ def test_twenty_papers_stay_under_gmails_clipping_limit(settings: Settings, read
     assert len(email.html.encode("utf-8")) < GMAIL_CLIP_BYTES
 
 
-def test_mjml_is_compiled_once_per_process_however_many_emails(settings: Settings, reader: Subscriber) -> None:
+def test_mjml_is_compiled_once_per_process_however_many_emails(
+    settings: Settings, reader: Subscriber
+) -> None:
     render_digest(settings, reader, _items(1), digest_date=DAY)
     before = COMPILE_COUNTS["digest.mjml"]
     for _ in range(5):
@@ -166,7 +177,10 @@ def test_message_has_list_headers_ids_and_text_plus_html(
     settings = Settings()
     email = render_digest(settings, reader, _items(2), digest_date=DAY)
     msg: EmailMessage = build_message(
-        settings, to=reader.email, subscriber_id=42, rendered=email,
+        settings,
+        to=reader.email,
+        subscriber_id=42,
+        rendered=email,
         message_id=new_message_id(settings, "digest.test"),
     )
     assert msg.get_content_type() == "multipart/alternative"

@@ -26,7 +26,10 @@ def _mjml_cli() -> Path:
 def _strict(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(_mjml_cli()), "-r", str(path), "--config.validationLevel=strict", "-s"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -44,7 +47,9 @@ def test_template_passes_strict_reference_validation(template: Path) -> None:
 
 def test_the_reference_validator_rejects_an_illegal_attribute(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mjml"
-    bad.write_text('<mjml><mj-body><mj-section><mj-column><mj-text colour="red">x</mj-text></mj-column></mj-section></mj-body></mjml>')
+    bad.write_text(
+        '<mjml><mj-body><mj-section><mj-column><mj-text colour="red">x</mj-text></mj-column></mj-section></mj-body></mjml>'
+    )
     result = _strict(bad)
     assert result.returncode != 0
     assert "illegal" in result.stderr

@@ -40,6 +40,7 @@ def no_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scheduler's ingest job runs too: with no sources enabled it only embeds, offline."""
     monkeypatch.setenv("NEWSLETTER_SOURCES", "")
 
+
 TICK = timedelta(minutes=5)
 
 
@@ -94,9 +95,7 @@ def deliveries(engine: Engine) -> list[Delivery]:
 
 def items_of(engine: Engine, delivery: Delivery) -> set[int]:
     with Session(engine) as session:
-        return set(
-            session.exec(select(DeliveryItem.paper_id).where(DeliveryItem.delivery_id == delivery.id))
-        )
+        return set(session.exec(select(DeliveryItem.paper_id).where(DeliveryItem.delivery_id == delivery.id)))
 
 
 def emails(settings: Settings) -> Counter[tuple[str, str]]:
@@ -326,7 +325,9 @@ def test_a_digest_missed_beyond_the_grace_period_is_recorded_not_sent_late_and_t
     assert (missed.digest_date, missed.status) == (date(2026, 11, 26), DeliveryStatus.MISSED)
     assert "grace period" in (missed.last_error or "")
     assert (after.digest_date, after.status) == (date(2026, 11, 27), DeliveryStatus.SENT)
-    assert emails(settings) == Counter({("berlin@example.org", "2026-11-25"): 1, ("berlin@example.org", "2026-11-27"): 1})
+    assert emails(settings) == Counter(
+        {("berlin@example.org", "2026-11-25"): 1, ("berlin@example.org", "2026-11-27"): 1}
+    )
     # The digest after the gap carries papers from both days since the last one sent.
     carried = items_of(engine, after)
     assert carried & second and carried & third
@@ -367,7 +368,9 @@ def test_quiet_days_follow_each_subscribers_send_empty_setting_and_the_next_dige
 # --- the CLI -----------------------------------------------------------------------------
 
 
-def test_jobs_list_on_a_fresh_data_folder_shows_ingest_and_dispatch_with_their_next_runs(cli, isolated_env: Path) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_list_on_a_fresh_data_folder_shows_ingest_and_dispatch_with_their_next_runs(
+    cli, isolated_env: Path
+) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(datetime(2026, 11, 27, 18, 12, tzinfo=UTC), tick=False):
         result = cli("jobs", "list", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -377,14 +380,18 @@ def test_jobs_list_on_a_fresh_data_folder_shows_ingest_and_dispatch_with_their_n
     assert rows["ingest"]["next_run_utc"] == "2026-11-27T21:10:00+00:00"
     assert {row["next_run_from"] for row in rows.values()} == {"trigger"}
     assert rows["dispatch"]["function"] == "jobs.digest:dispatch"
-    assert datetime.fromisoformat(rows["dispatch"]["next_run_local"]) == datetime(2026, 11, 27, 18, 15, tzinfo=UTC)
+    assert datetime.fromisoformat(rows["dispatch"]["next_run_local"]) == datetime(
+        2026, 11, 27, 18, 15, tzinfo=UTC
+    )
     assert "No scheduler has run" in result.stderr
 
     table = cli("jobs", "list")
     assert table.exit_code == 0 and "ingest" in table.stdout and "dispatch" in table.stdout
 
 
-def test_jobs_list_shows_the_job_stores_next_runs_and_the_leader_once_a_scheduler_ran(cli, engine: Engine, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_list_shows_the_job_stores_next_runs_and_the_leader_once_a_scheduler_ran(
+    cli, engine: Engine, settings: Settings
+) -> None:  # type: ignore[no-untyped-def]
     sunday_evening = datetime(2026, 11, 30, 1, 15, tzinfo=UTC)  # 20:15 in New York
     with time_machine.travel(sunday_evening, tick=False):
         scheduler = stepped_service(settings, engine, "host:1:abc")
@@ -398,7 +405,9 @@ def test_jobs_list_shows_the_job_stores_next_runs_and_the_leader_once_a_schedule
     assert "Leader: host:1:abc" in result.stderr
 
 
-def test_jobs_run_dispatch_sends_what_is_due_now_in_the_foreground(cli, engine: Engine, settings: Settings, batches: list[Path]) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_run_dispatch_sends_what_is_due_now_in_the_foreground(
+    cli, engine: Engine, settings: Settings, batches: list[Path]
+) -> None:  # type: ignore[no-untyped-def]
     at = datetime(2026, 11, 27, 6, 2, tzinfo=UTC)
     with time_machine.travel(at, tick=False):
         arrive(engine, batches[0])

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from newsletter.cli import app as cli_app
 from newsletter.settings import Settings
-from subscribers.web import create_app
+from newsletter.web import create_app
 from tests.support.requirements import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -27,7 +27,11 @@ def _torch_pin(text: str) -> set[str]:
 
 
 def test_the_image_pins_the_same_cpu_torch_as_the_makefile_and_the_project() -> None:
-    pins = [_torch_pin(DOCKERFILE), _torch_pin((ROOT / "Makefile").read_text()), _torch_pin((ROOT / "pyproject.toml").read_text())]
+    pins = [
+        _torch_pin(DOCKERFILE),
+        _torch_pin((ROOT / "Makefile").read_text()),
+        _torch_pin((ROOT / "pyproject.toml").read_text()),
+    ]
     assert len(pins[0]) == 1 and pins[0] == pins[1] == pins[2]
     assert "download.pytorch.org/whl/cpu" in DOCKERFILE
 

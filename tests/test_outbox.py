@@ -21,14 +21,15 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from jobs.due import due_on
+from jobs.send import send_digests
 from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
-from newsletter.delivery.outbox import due_subscribers, send_digests
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.settings import Settings
 from subscribers.models import Status, Subscriber
 from tests.support.papers import TOPICS, make_paper
 from tests.support.requirements import ROOT
-from tests.support.sendgrid_server import Reply, SendGridServer, delivery_id, rate_limited, sendgrid  # noqa: F401
+from tests.support.sendgrid_server import Reply, SendGridServer, delivery_id, rate_limited
 
 pytestmark = pytest.mark.slow
 
@@ -41,14 +42,20 @@ READERS = {
 }
 
 
-def _seed(session: Session, readers: dict[str, list[str]] = READERS, *, papers: int = 24, **fields: object) -> dict[str, int]:
+def _seed(
+    session: Session, readers: dict[str, list[str]] = READERS, *, papers: int = 24, **fields: object
+) -> dict[str, int]:
     for i in range(papers):
         session.add(make_paper(i, upvotes=(i * 7) % 50))
     ids = {}
     for address, interests in readers.items():
         subscriber = Subscriber(
-            email=address, email_key=address, interests=interests, status=Status.ACTIVE,
-            max_papers=3, **fields,  # type: ignore[arg-type]
+            email=address,
+            email_key=address,
+            interests=interests,
+            status=Status.ACTIVE,
+            max_papers=3,
+            **fields,  # type: ignore[arg-type]
         )
         session.add(subscriber)
         session.flush()
@@ -104,7 +111,13 @@ def test_recorded_papers_are_never_sent_again_on_a_later_day(
     send_digests(engine, settings, digest_date=DAY)
     send_digests(engine, settings, digest_date=DAY + timedelta(days=1))
     with Session(engine) as s:
-        items = list(s.exec(select(DeliveryItem.paper_id).join(Delivery).where(Delivery.subscriber_id == ids["ada@example.org"])))
+        items = list(
+            s.exec(
+                select(DeliveryItem.paper_id)
+                .join(Delivery)
+                .where(Delivery.subscriber_id == ids["ada@example.org"])
+            )
+        )
     assert items and len(items) == len(set(items))
 
 
@@ -153,8 +166,8 @@ def test_a_row_recorded_before_an_unsubscribe_is_not_sent(
 def test_weekly_readers_are_due_only_on_their_weekday(session: Session) -> None:
     _seed(session, {"ada@example.org": ["graphs"]}, frequency="weekly", weekday=4)
     friday, saturday = date(2026, 11, 27), date(2026, 11, 28)
-    assert [s.email for s in due_subscribers(session, friday)] == ["ada@example.org"]
-    assert due_subscribers(session, saturday) == []
+    assert [s.email for s in due_on(session, friday)] == ["ada@example.org"]
+    assert due_on(session, saturday) == []
 
 
 def test_nothing_new_is_recorded_as_skipped_and_not_sent(
@@ -177,8 +190,12 @@ def test_limit_caps_the_digests_of_one_run(session: Session, engine: Engine, set
 
 def _in_flight_row(session: Session, subscriber_id: int) -> Delivery:
     row = Delivery(
-        subscriber_id=subscriber_id, digest_date=DAY, status=DeliveryStatus.SENDING, attempts=1,
-        message_id="<crashed.1@localhost>", updated_at=datetime.now(UTC) - timedelta(hours=1),
+        subscriber_id=subscriber_id,
+        digest_date=DAY,
+        status=DeliveryStatus.SENDING,
+        attempts=1,
+        message_id="<crashed.1@localhost>",
+        updated_at=datetime.now(UTC) - timedelta(hours=1),
     )
     session.add(row)
     session.commit()
@@ -187,11 +204,20 @@ def _in_flight_row(session: Session, subscriber_id: int) -> Delivery:
 
 @pytest.mark.parametrize(
     ("policy", "final", "files"),
-    [("resend", DeliveryStatus.SENT, 1), ("mark-failed", DeliveryStatus.FAILED, 0), ("hold", DeliveryStatus.SENDING, 0)],
+    [
+        ("resend", DeliveryStatus.SENT, 1),
+        ("mark-failed", DeliveryStatus.FAILED, 0),
+        ("hold", DeliveryStatus.SENDING, 0),
+    ],
 )
 def test_a_digest_in_flight_at_a_crash_follows_the_configured_policy(
-    session: Session, engine: Engine, isolated_env: Path, monkeypatch: pytest.MonkeyPatch,
-    policy: str, final: DeliveryStatus, files: int,
+    session: Session,
+    engine: Engine,
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+    final: DeliveryStatus,
+    files: int,
 ) -> None:
     ids = _seed(session, {"ada@example.org": ["graphs"]})
     _in_flight_row(session, ids["ada@example.org"])
@@ -222,7 +248,14 @@ def test_deliveries_retry_sends_held_and_failed_digests(
 ) -> None:
     ids = _seed(session, {"ada@example.org": ["graphs"], "grace@example.org": ["diffusion"]})
     _in_flight_row(session, ids["ada@example.org"])
-    session.add(Delivery(subscriber_id=ids["grace@example.org"], digest_date=DAY, status=DeliveryStatus.FAILED, last_error="SendGrid 500"))
+    session.add(
+        Delivery(
+            subscriber_id=ids["grace@example.org"],
+            digest_date=DAY,
+            status=DeliveryStatus.FAILED,
+            last_error="SendGrid 500",
+        )
+    )
     session.commit()
     monkeypatch.setenv("NEWSLETTER_IN_FLIGHT_POLICY", "hold")
     listing = cli("deliveries", "list", "--format", "json")
@@ -233,7 +266,14 @@ def test_deliveries_retry_sends_held_and_failed_digests(
     assert {r.status for r in _rows(engine)} == {DeliveryStatus.SENT}
     assert len(_eml_files(isolated_env)) == 2
     stats = json.loads(cli("stats", "--format", "json").stdout)
-    assert stats[0] == {"date": DAY.isoformat(), "due": 2, "sent": 2, "skipped": 0, "failed": 0, "unfinished": 0}
+    assert stats[0] == {
+        "date": DAY.isoformat(),
+        "due": 2,
+        "sent": 2,
+        "skipped": 0,
+        "failed": 0,
+        "unfinished": 0,
+    }
 
 
 def test_a_bad_date_is_one_line_and_exit_2(cli) -> None:
@@ -293,8 +333,11 @@ def test_a_refused_api_key_stops_the_run_and_leaves_digests_pending(
 def _send_process(day: date) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "send", "--date", day.isoformat()],
-        cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=os.getcwd(),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -320,9 +363,12 @@ def test_kill_9_mid_batch_then_rerun_gives_every_reader_exactly_one_digest(
     first = _send_process(DAY)
     try:
         _wait_for(
-            lambda: sendgrid.hanging >= 1
-            and sum(r.status == DeliveryStatus.SENT for r in _rows(engine)) == answered,
-            180, "the first run to be mid-batch",
+            lambda: (
+                sendgrid.hanging >= 1
+                and sum(r.status == DeliveryStatus.SENT for r in _rows(engine)) == answered
+            ),
+            180,
+            "the first run to be mid-batch",
         )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)

@@ -32,14 +32,10 @@ def test_list_json_has_stable_keys_newest_first(cli, database_url: str) -> None:
     assert all(list(row) == ROW_KEYS for row in rows)
     assert rows[0]["categories"] and isinstance(rows[0]["authors"], list)
     assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), reverse=True)
-    assert (
-        json.loads(cli("papers", "list", "--format", "json", "--since", "2999-01-01").stdout) == []
-    )
+    assert json.loads(cli("papers", "list", "--format", "json", "--since", "2999-01-01").stdout) == []
 
 
-def test_show_finds_a_paper_by_number_or_arxiv_id_and_shows_the_raw_text(
-    cli, database_url: str
-) -> None:
+def test_show_finds_a_paper_by_number_or_arxiv_id_and_shows_the_raw_text(cli, database_url: str) -> None:
     cli("papers", "import", str(shared("eval/arxiv-2007/arxiv-metadata-sample.jsonl")))
     by_arxiv = json.loads(cli("papers", "show", "0704.0001v2", "--format", "json").stdout)
     assert by_arxiv["title_raw"].startswith(

@@ -46,18 +46,14 @@ def test_the_papers_page_imports_its_116_papers_once(cli, engine: Engine) -> Non
 
     rows = papers(engine)
     assert len(rows) == 116
-    assert not [
-        p.title for p in rows if p.title.startswith("Subscribe") or "\\boldsymbol" in p.title
-    ]
+    assert not [p.title for p in rows if p.title.startswith("Subscribe") or "\\boldsymbol" in p.title]
     assert rows[0].title == "ART·V: Auto-Regressive Text-to-Video Generation with Diffusion Models"
     assert rows[0].title_raw.startswith(r"ART$\boldsymbol{\cdot}$V")  # the original is kept
     assert rows[1].title == "Zero-Shot Image Restoration Using Denoising Diffusion Null-Space Model"
     assert all(len(p.abstract) > 400 for p in rows)
 
 
-def test_the_arxiv_snapshot_sample_imports_2000_papers_with_their_categories(
-    cli, engine: Engine
-) -> None:
+def test_the_arxiv_snapshot_sample_imports_2000_papers_with_their_categories(cli, engine: Engine) -> None:
     result = cli("papers", "import", str(shared(SNAPSHOT)))
     assert result.exit_code == 0, result.output
     assert "as arxiv-snapshot (detected)" in result.output
@@ -70,17 +66,14 @@ def test_the_arxiv_snapshot_sample_imports_2000_papers_with_their_categories(
     assert first.authors == ["C. Balázs", "E. L. Berger", "P. M. Nadolsky", "C. -P. Yuan"]
     assert first.arxiv_version == 2 and first.published_at.year == 2007
     assert (
-        first.title
-        == "Calculation of prompt diphoton production cross sections at Tevatron and LHC energies"
+        first.title == "Calculation of prompt diphoton production cross sections at Tevatron and LHC energies"
     )
     pebble = next(p for p in rows if p.arxiv_id == "0704.0002")
     assert pebble.categories == ["math.CO", "cs.CG"]
     assert "(k,ℓ)-pebble game" in pebble.abstract and "$" not in pebble.abstract
     assert "0704.0010" in {p.arxiv_id for p in rows}  # "0704.001" in the sample lost its zero
 
-    assert (
-        "new 0, updated 0, duplicates 2000" in cli("papers", "import", str(shared(SNAPSHOT))).output
-    )
+    assert "new 0, updated 0, duplicates 2000" in cli("papers", "import", str(shared(SNAPSHOT))).output
 
 
 def test_jsonl_and_csv_follow_the_documented_schema_and_skip_bad_rows_by_line(
@@ -155,9 +148,7 @@ def test_an_unreadable_or_wrong_format_file_exits_2_and_writes_nothing(
     assert count(engine) == 116
 
 
-def test_a_paper_imported_without_an_id_adopts_the_arxiv_id_later(
-    engine: Engine, session: Session
-) -> None:
+def test_a_paper_imported_without_an_id_adopts_the_arxiv_id_later(engine: Engine, session: Session) -> None:
     with session_scope(engine) as s:
         import_file(s, shared(PAGE))
     zero_shot = "Zero-Shot Image Restoration Using Denoising Diffusion Null-Space Model"
@@ -189,9 +180,8 @@ def test_ctrl_c_during_an_import_leaves_the_database_as_before(engine: Engine) -
         if stats.fetched >= 1000:
             raise KeyboardInterrupt  # what Ctrl-C raises, here after 1,000 stored rows
 
-    with pytest.raises(KeyboardInterrupt):
-        with session_scope(engine) as s:
-            import_file(s, shared(SNAPSHOT), progress=interrupt)
+    with pytest.raises(KeyboardInterrupt), session_scope(engine) as s:
+        import_file(s, shared(SNAPSHOT), progress=interrupt)
     assert count(engine) == 116
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import Engine
@@ -99,7 +100,7 @@ def test_arxiv_api_asks_for_each_page_and_waits_between_calls(
         ("20", "20"),
         ("40", "20"),
     ]
-    gaps = [b.at - a.at for a, b in zip(requests, requests[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in pairwise(requests)]
     assert min(gaps) >= 0.19
 
 
@@ -138,18 +139,14 @@ def test_a_source_that_stays_down_fails_alone_while_the_others_ingest(
 def test_the_arxiv_error_feed_fails_the_source_with_arxivs_explanation(
     engine: Engine, fast: Settings, server: RecordedServer
 ) -> None:
-    server.route(
-        "/api/query", recording("arxiv_api/lukasschwab_arxiv.py/id_abc_s0_m100_b79c8dcf6bc3.json")
-    )
+    server.route("/api/query", recording("arxiv_api/lukasschwab_arxiv.py/id_abc_s0_m100_b79c8dcf6bc3.json"))
     report = ingest(engine, fast, ["arxiv"])
     assert report.sources[0].error == "arXiv API error: incorrect id format for abc"
     assert len(server.seen("/api/query")) == 1  # a 400 is our mistake: never retried
     assert count(engine) == 0
 
 
-def test_an_empty_day_is_not_an_error(
-    engine: Engine, fast: Settings, server: RecordedServer
-) -> None:
+def test_an_empty_day_is_not_an_error(engine: Engine, fast: Settings, server: RecordedServer) -> None:
     server.route(
         "/api/query",
         recording("arxiv_api/lukasschwab_arxiv.py/id_0000.0000_s0_m100_8b51d9633a68.json"),

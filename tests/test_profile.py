@@ -20,7 +20,9 @@ def test_author_and_exclusion_phrases_are_kept_verbatim() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("raw", ["", " ,;\n", "-", "x" * 101, ",".join(str(i) for i in range(21)), "a," * 3000])
+@pytest.mark.parametrize(
+    "raw", ["", " ,;\n", "-", "x" * 101, ",".join(str(i) for i in range(21)), "a," * 3000]
+)
 def test_unusable_interests_are_refused(raw: str) -> None:
     with pytest.raises(UserError):
         parse_interests(raw)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from jobs.compose import recommend
 from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
 from newsletter.errors import UserError
 from newsletter.papers.importers import import_file
@@ -46,7 +47,9 @@ def papers(session: Session, settings: Settings) -> dict[str, int]:
         _VECTORS.update({p.title: v for p, v in zip(rows, vectors)})
     else:
         store._store_papers(
-            session, embedder.model_identity(settings), [p.id for p in rows],  # type: ignore[misc]
+            session,
+            embedder.model_identity(settings),
+            [p.id for p in rows],  # type: ignore[misc]
             np.stack([_VECTORS[p.title] for p in rows]),
         )
     session.commit()
@@ -78,7 +81,10 @@ LABELLED = [
 
 @pytest.mark.parametrize(("interests", "relevant"), LABELLED, ids=[p for p, _ in LABELLED])
 def test_labelled_profiles_get_their_papers_first(
-    session: Session, settings: Settings, papers: dict[str, int], interests: str,
+    session: Session,
+    settings: Settings,
+    papers: dict[str, int],
+    interests: str,
     relevant: Callable[[str], bool],
 ) -> None:
     picks = service.recommend_for_interests(session, settings, [interests], limit=3)
@@ -130,12 +136,12 @@ def test_nothing_relevant_gives_an_empty_selection(
 def test_exclusion_removes_papers_that_match_it_strongly(
     session: Session, settings: Settings, papers: dict[str, int]
 ) -> None:
-    plain = _titles(session, service.recommend_for_interests(session, settings, ["diffusion models"], limit=8))
+    plain = _titles(
+        session, service.recommend_for_interests(session, settings, ["diffusion models"], limit=8)
+    )
     excluded = _titles(
         session,
-        service.recommend_for_interests(
-            session, settings, ["diffusion models, -image restoration"], limit=8
-        ),
+        service.recommend_for_interests(session, settings, ["diffusion models, -image restoration"], limit=8),
     )
     assert "Zero-Shot Image Restoration Using Denoising Diffusion Null-Space Model" in plain
     assert "Zero-Shot Image Restoration Using Denoising Diffusion Null-Space Model" not in excluded
@@ -152,15 +158,17 @@ def test_recommend_caps_at_max_papers_and_never_resends(
     session: Session, settings: Settings, papers: dict[str, int]
 ) -> None:
     ada = _subscriber(session, "graph neural networks", max_papers=3)
-    first = service.recommend(session, settings, [ada])[ada.id]
+    first = recommend(session, settings, [ada])[ada.id]
     assert len(first) == 3
     delivery = Delivery(subscriber_id=ada.id, digest_date=date.today(), status=DeliveryStatus.PENDING)
     session.add(delivery)
     session.flush()
     for rank, pick in enumerate(first):
-        session.add(DeliveryItem(delivery_id=delivery.id, paper_id=pick.paper_id, rank=rank, score=pick.score))
+        session.add(
+            DeliveryItem(delivery_id=delivery.id, paper_id=pick.paper_id, rank=rank, score=pick.score)
+        )
     session.commit()
-    second = service.recommend(session, settings, [ada])[ada.id]
+    second = recommend(session, settings, [ada])[ada.id]
     assert second and not {p.paper_id for p in first} & {p.paper_id for p in second}
 
 
@@ -169,14 +177,16 @@ def test_candidates_are_papers_since_the_last_sent_digest(
 ) -> None:
     ada = _subscriber(session, "graph neural networks")
     sent_at = datetime.now(UTC) + timedelta(seconds=1)
-    session.add(Delivery(subscriber_id=ada.id, digest_date=date.today(), status=DeliveryStatus.SENT, sent_at=sent_at))
+    session.add(
+        Delivery(subscriber_id=ada.id, digest_date=date.today(), status=DeliveryStatus.SENT, sent_at=sent_at)
+    )
     session.commit()
-    assert service.recommend(session, settings, [ada], now=sent_at + timedelta(hours=1))[ada.id] == []
+    assert recommend(session, settings, [ada], now=sent_at + timedelta(hours=1))[ada.id] == []
     # Without a sent digest the window applies: ten days later, nothing is new any more.
     bob = _subscriber(session, "graph neural networks", email="bob@example.org")
     later = datetime.now(UTC) + timedelta(days=settings.candidate_window_days + 1)
-    assert service.recommend(session, settings, [bob], now=later)[bob.id] == []
-    assert service.recommend(session, settings, [bob])[bob.id]
+    assert recommend(session, settings, [bob], now=later)[bob.id] == []
+    assert recommend(session, settings, [bob])[bob.id]
 
 
 def test_followed_author_comes_first_explained_as_such(
@@ -186,7 +196,7 @@ def test_followed_author_comes_first_explained_as_such(
     session.execute(update(Paper).where(Paper.id == pid).values(authors=["Yann A. LeCun", "Ada Lovelace"]))
     session.commit()
     ada = _subscriber(session, "graph neural networks, author: Yann LeCun")
-    picks = service.recommend(session, settings, [ada])[ada.id]
+    picks = recommend(session, settings, [ada])[ada.id]
     assert picks[0].paper_id == pid and picks[0].reason == "author"
     assert picks[0].matched_interest == "author: Yann LeCun"
     assert all(p.reason == "interest" for p in picks[1:])
@@ -196,18 +206,18 @@ def test_liked_papers_pull_similar_papers_in_and_disliked_push_them_out(
     session: Session, settings: Settings, papers: dict[str, int]
 ) -> None:
     ada = _subscriber(session, "medieval tax records of Flanders")
-    assert service.recommend(session, settings, [ada])[ada.id] == []
+    assert recommend(session, settings, [ada])[ada.id] == []
     liked = papers["Network Pruning via Transformable Architecture Search"]
     record_vote(session, ada.id, liked, 1)
     session.commit()
-    picks = service.recommend(session, settings, [ada])[ada.id]
+    picks = recommend(session, settings, [ada])[ada.id]
     assert picks and all(p.reason == "liked" for p in picks)
     assert liked not in {p.paper_id for p in picks}  # a voted paper is not sent again
     assert any("Prun" in t for t in _titles(session, picks))
     top = picks[0].paper_id
     record_vote(session, ada.id, top, -1)
     session.commit()
-    again = service.recommend(session, settings, [ada])[ada.id]
+    again = recommend(session, settings, [ada])[ada.id]
     assert top not in {p.paper_id for p in again}
 
 
@@ -227,7 +237,9 @@ def test_phrase_vectors_are_cached_and_shared(
 ) -> None:
     service.recommend_for_interests(session, settings, ["Graph Neural Networks"])
     service.recommend_for_interests(session, settings, ["graph  neural networks"])
-    rows = session.exec(select(PhraseEmbedding).where(PhraseEmbedding.phrase == "graph neural networks")).all()
+    rows = session.exec(
+        select(PhraseEmbedding).where(PhraseEmbedding.phrase == "graph neural networks")
+    ).all()
     assert len(rows) == 1
 
 
@@ -237,8 +249,12 @@ def test_a_corrupted_or_wrong_size_vector_is_reembedded_not_used(
     pid = papers["PLoP: Precise LoRA Placement for Efficient Finetuning of Large Models"]
     other = papers["Network Pruning Spaces"]
     good = store.paper_vectors(session, settings, [pid, other])
-    session.execute(update(PaperEmbedding).where(PaperEmbedding.paper_id == pid).values(vector=b"\x00" * 1536))
-    session.execute(update(PaperEmbedding).where(PaperEmbedding.paper_id == other).values(dim=3, vector=b"\x00" * 12))
+    session.execute(
+        update(PaperEmbedding).where(PaperEmbedding.paper_id == pid).values(vector=b"\x00" * 1536)
+    )
+    session.execute(
+        update(PaperEmbedding).where(PaperEmbedding.paper_id == other).values(dim=3, vector=b"\x00" * 12)
+    )
     session.commit()
     again = store.paper_vectors(session, settings, [pid, other], dim=good.shape[1])
     assert np.allclose(again, good, atol=1e-5)
@@ -252,18 +268,20 @@ def test_a_model_path_that_does_not_exist_names_the_setting(tmp_path) -> None:  
         embedder.encode(bad, ["x"])
 
 
-def test_votes_are_idempotent_and_undoable(session: Session, settings: Settings, papers: dict[str, int]) -> None:
-    from subscribers.feedback import votes_of
+def test_votes_are_idempotent_and_undoable(
+    session: Session, settings: Settings, papers: dict[str, int]
+) -> None:
+    from subscribers.feedback import votes_for
 
     ada = _subscriber(session, "LoRA")
     pid = next(iter(papers.values()))
     record_vote(session, ada.id, pid, 1)
     record_vote(session, ada.id, pid, 1)
-    assert votes_of(session, ada.id) == {pid: 1}
+    assert votes_for(session, [ada.id]).get(ada.id, {}) == {pid: 1}
     record_vote(session, ada.id, pid, -1)
-    assert votes_of(session, ada.id) == {pid: -1}
+    assert votes_for(session, [ada.id]).get(ada.id, {}) == {pid: -1}
     record_vote(session, ada.id, pid, 0)
     record_vote(session, ada.id, pid, 0)
-    assert votes_of(session, ada.id) == {}
+    assert votes_for(session, [ada.id]).get(ada.id, {}) == {}
     with pytest.raises(UserError):
         record_vote(session, ada.id, pid, 2)

@@ -27,14 +27,24 @@ def test_papers_embed_reports_counts_and_a_second_run_embeds_nothing(cli, import
 
 
 def test_recommend_json_has_stable_keys_and_explanations(cli, imported: str) -> None:  # type: ignore[no-untyped-def]
-    result = cli("recommend", "--interests", "graph neural networks, LoRA", "--limit", "4",
-                 "--all", "--format", "json")
+    result = cli(
+        "recommend", "--interests", "graph neural networks, LoRA", "--limit", "4", "--all", "--format", "json"
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert 1 <= len(rows) <= 4
     for row in rows:
-        assert {"title", "score", "matched_interest", "highlight", "arxiv_id", "url",
-                "matched_terms", "reason", "paper_id"} <= set(row)
+        assert {
+            "title",
+            "score",
+            "matched_interest",
+            "highlight",
+            "arxiv_id",
+            "url",
+            "matched_terms",
+            "reason",
+            "paper_id",
+        } <= set(row)
         assert row["matched_interest"] in {"graph neural networks", "LoRA"}
         assert row["highlight"]
 
@@ -46,8 +56,19 @@ def test_recommend_table_with_explain_shows_the_highlight(cli, imported: str) ->
 
 
 def test_recommend_for_a_subscriber_previews_their_next_email(cli, imported: str) -> None:  # type: ignore[no-untyped-def]
-    assert cli("subscribers", "add", "ada@example.org", "--interests", "network pruning",
-               "--max-papers", "2", "--confirmed").exit_code == 0
+    assert (
+        cli(
+            "subscribers",
+            "add",
+            "ada@example.org",
+            "--interests",
+            "network pruning",
+            "--max-papers",
+            "2",
+            "--confirmed",
+        ).exit_code
+        == 0
+    )
     result = cli("recommend", "--subscriber", "ada@example.org", "--format", "json")
     rows = json.loads(result.stdout)
     assert len(rows) == 2 and all(r["matched_interest"] == "network pruning" for r in rows)
@@ -71,13 +92,17 @@ def test_recommend_for_a_subscriber_previews_their_next_email(cli, imported: str
         (["--subscriber", "nobody@example.org"], "no subscriber"),
     ],
 )
-def test_recommend_rejects_bad_input_in_one_line(cli, database_url: str, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_recommend_rejects_bad_input_in_one_line(
+    cli, database_url: str, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
     result = cli("recommend", *args)
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_model_that_cannot_load_is_one_line_naming_the_setting(cli, imported: str, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_that_cannot_load_is_one_line_naming_the_setting(
+    cli, imported: str, monkeypatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("NEWSLETTER_EMBEDDING_MODEL", str(tmp_path / "missing-model"))
     result = cli("papers", "embed")
     assert result.exit_code == 2

@@ -9,7 +9,7 @@ import numpy as np
 
 from newsletter.ranking import explain, lexical, scoring, select, store
 from newsletter.ranking.authors import AuthorIndex, parse_name, same_person
-from newsletter.ranking.profiles import parse_profile
+from newsletter.ranking.profiles import profile_for
 
 
 def test_acronyms_and_plurals_count_as_exact_terms() -> None:
@@ -57,7 +57,7 @@ def test_author_index_finds_the_papers_of_a_followed_author() -> None:
 
 
 def test_profile_phrases_are_sorted_into_interests_authors_and_exclusions() -> None:
-    profile = parse_profile(["LoRA", "author: Yann LeCun", "-medical imaging", "GNNs"])
+    profile = profile_for(["LoRA", "author: Yann LeCun", "-medical imaging", "GNNs"])
     assert profile.phrases == ("LoRA", "GNNs")
     assert profile.authors == ("Yann LeCun",)
     assert profile.excludes == ("medical imaging",)
@@ -103,9 +103,7 @@ def test_several_phrases_also_score_as_one_profile_yet_sharp_matches_stay_first(
 def test_exclusions_drop_strong_matches_and_disliked_papers_push_away() -> None:
     signals = np.array([[0.6, 0.6, 0.6], [0.9, 0.1, 0.1]], dtype=np.float32)
     dense = np.array([[0, 0, 0], [0, 0.9, 0.2]], dtype=np.float32)
-    index = scoring.ProfileIndex(
-        positive=np.array([[0]]), exclude=np.array([[1]]), disliked=np.array([[1]])
-    )
+    index = scoring.ProfileIndex(positive=np.array([[0]]), exclude=np.array([[1]]), disliked=np.array([[1]]))
     scores, _ = scoring.profile_scores(signals, dense, index, np.zeros(3, np.float32))
     assert scores[0, 0] == -np.inf  # matches the exclusion strongly
     assert scores[0, 1] < scores[0, 2] == np.float32(0.6)  # close to a disliked paper

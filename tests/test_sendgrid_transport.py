@@ -15,7 +15,7 @@ from newsletter.digest.render import render_digest
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
 from tests.support.papers import make_paper
-from tests.support.sendgrid_server import Reply, SendGridServer, delivery_id, rate_limited, sendgrid  # noqa: F401
+from tests.support.sendgrid_server import Reply, SendGridServer, delivery_id, rate_limited
 
 DAY = date(2026, 11, 27)
 
@@ -24,9 +24,14 @@ def _batch(settings: Settings, n: int) -> list[Outgoing]:
     out = []
     for i in range(1, n + 1):
         reader = Subscriber(id=i, email=f"r{i}@example.org", email_key=f"r{i}@example.org", interests=["x"])
-        rendered = render_digest(settings, reader, [DigestItem(make_paper(i, id=i), "x", None)], digest_date=DAY)
+        rendered = render_digest(
+            settings, reader, [DigestItem(make_paper(i, id=i), "x", None)], digest_date=DAY
+        )
         message: EmailMessage = build_message(
-            settings, to=reader.email, subscriber_id=i, rendered=rendered,
+            settings,
+            to=reader.email,
+            subscriber_id=i,
+            rendered=rendered,
             message_id=new_message_id(settings, f"digest.{i}"),
         )
         out.append(Outgoing(key=i, message=message, digest_date=DAY))
@@ -69,7 +74,9 @@ def test_the_server_rejects_a_body_that_breaks_the_spec(sendgrid: SendGridServer
     assert len(sendgrid.invalid) == 1
 
 
-def test_sandbox_mode_is_sent_when_configured(sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sandbox_mode_is_sent_when_configured(
+    sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NEWSLETTER_SENDGRID_SANDBOX", "true")
     assert all(r.ok for r in _send(1).values())
     assert sendgrid.invalid == [] and sendgrid.accepted == []
@@ -89,7 +96,7 @@ def test_429_pauses_every_worker_until_the_reset_time(sendgrid: SendGridServer) 
     sendgrid.script = script
     results = _send(2)
     assert all(r.ok for r in results.values())
-    retry_at = [t for t, key, attempt in sendgrid.arrivals if key == "1" and attempt == 2][0]
+    retry_at = next(t for t, key, attempt in sendgrid.arrivals if key == "1" and attempt == 2)
     assert retry_at >= resets[0] - 0.05
     assert sendgrid.recipients() == {"r1@example.org": 1, "r2@example.org": 1}
 
@@ -112,7 +119,9 @@ def test_5xx_past_the_retry_limit_fails_with_the_reason(
 
 
 def test_400_fails_only_that_message(sendgrid: SendGridServer) -> None:
-    sendgrid.script = lambda body, attempt: Reply(400, message="invalid to") if delivery_id(body) == "2" else None
+    sendgrid.script = lambda body, attempt: (
+        Reply(400, message="invalid to") if delivery_id(body) == "2" else None
+    )
     results = _send(3)
     assert results[1].ok and results[3].ok
     assert not results[2].ok and "400" in (results[2].error or "") and results[2].attempts == 1

@@ -81,7 +81,9 @@ def _scheduler_leads(home: Path) -> Callable[[], bool]:
     return check
 
 
-def test_serve_answers_healthz_runs_the_scheduler_and_stops_cleanly_on_sigterm(child, isolated_env: Path) -> None:  # type: ignore[no-untyped-def]
+def test_serve_answers_healthz_runs_the_scheduler_and_stops_cleanly_on_sigterm(
+    child, isolated_env: Path
+) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
     process = child("serve", "--host", "127.0.0.1", "--port", str(port))
 

@@ -136,7 +136,9 @@ def test_import_dry_run_writes_nothing(cli, database_url, tmp_path: Path) -> Non
     ("content", "message"),
     [(b"name,topics\nx,y\n", "must have an 'email' column"), (b"\xff\xfe\x00bad", "cannot read it")],
 )
-def test_unreadable_csv_exits_2_and_writes_nothing(cli, database_url, tmp_path: Path, content, message) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_csv_exits_2_and_writes_nothing(
+    cli, database_url, tmp_path: Path, content, message
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     result = cli("subscribers", "import", str(path))
@@ -146,7 +148,16 @@ def test_unreadable_csv_exits_2_and_writes_nothing(cli, database_url, tmp_path: 
 
 
 def test_export_csv_reimports_into_an_empty_instance(cli, database_url, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    cli("subscribers", "add", "ada@example.org", "-i", "LoRA; graph neural networks", "--timezone", "Asia/Tokyo", "--confirmed")
+    cli(
+        "subscribers",
+        "add",
+        "ada@example.org",
+        "-i",
+        "LoRA; graph neural networks",
+        "--timezone",
+        "Asia/Tokyo",
+        "--confirmed",
+    )
     cli("subscribers", "add", "bo@example.org", "-i", "diffusion", "--hour", "9")
     exported = cli("subscribers", "export").stdout
     rows = list(csv.DictReader(io.StringIO(exported)))

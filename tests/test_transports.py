@@ -28,11 +28,23 @@ DAY = date(2026, 11, 27)
 def _outgoing(settings: Settings, n: int) -> list[Outgoing]:
     batch = []
     for i in range(n):
-        reader = Subscriber(id=i + 1, email=f"reader{i}@example.org", email_key=f"reader{i}@example.org",
-                            interests=["graphs"], status="active")
-        rendered = render_digest(settings, reader, [DigestItem(make_paper(i, id=i + 1), "graphs", None)], digest_date=DAY)
-        message = build_message(settings, to=reader.email, subscriber_id=i + 1, rendered=rendered,
-                                message_id=new_message_id(settings, f"digest.{i + 1}"))
+        reader = Subscriber(
+            id=i + 1,
+            email=f"reader{i}@example.org",
+            email_key=f"reader{i}@example.org",
+            interests=["graphs"],
+            status="active",
+        )
+        rendered = render_digest(
+            settings, reader, [DigestItem(make_paper(i, id=i + 1), "graphs", None)], digest_date=DAY
+        )
+        message = build_message(
+            settings,
+            to=reader.email,
+            subscriber_id=i + 1,
+            rendered=rendered,
+            message_id=new_message_id(settings, f"digest.{i + 1}"),
+        )
         batch.append(Outgoing(key=i + 1, message=message, digest_date=DAY))
     return batch
 
@@ -67,13 +79,13 @@ class Recorder:
         self.sessions: set[int] = set()
         self.refuse: set[str] = set()
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         if address in self.refuse:
             return "550 5.1.1 no such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.sessions.add(id(session))
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 Message accepted"
@@ -95,8 +107,11 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     recorder = Recorder()
     port = _free_port()
     controller = Controller(
-        recorder, hostname="127.0.0.1", port=port,
-        authenticator=_authenticate, auth_require_tls=False,
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=_authenticate,
+        auth_require_tls=False,
     )
     controller.start()
     monkeypatch.setenv("NEWSLETTER_TRANSPORT", "smtp")

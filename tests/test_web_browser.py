@@ -14,9 +14,9 @@ from sqlmodel import Session, select
 
 from newsletter.db import session_scope
 from newsletter.settings import Settings
+from newsletter.web import create_app
 from subscribers import service
 from subscribers.models import Feedback, Status
-from subscribers.web import create_app
 from tests.support.requirements import ROOT, chromium, shared
 from tests.support.web import free_port, links, outbox, serve
 
@@ -25,8 +25,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 WIDTHS = (375, 1280)
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
 ]
 
 
@@ -67,7 +70,7 @@ def test_sign_up_to_first_digest_to_unsubscribe_in_a_real_browser(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from newsletter.delivery.outbox import send_digests
+    from jobs.send import send_digests
 
     url, settings, engine = site
     with sync_playwright() as playwright:

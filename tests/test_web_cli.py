@@ -16,7 +16,9 @@ from tests.support.web import free_port
 def test_newsletter_web_serves_the_site_on_the_given_port(isolated_env: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "newsletter", "web", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        command, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

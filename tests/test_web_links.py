@@ -17,15 +17,7 @@ from newsletter.tokens import Purpose, make_token
 from subscribers import service
 from subscribers.models import Feedback, Status, Subscriber
 from tests.support.papers import make_paper
-from tests.support.web import (  # noqa: F401  (fixtures)
-    alert,
-    app,
-    client,
-    csrf_token,
-    signer,
-    web,
-    web_settings,
-)
+from tests.support.web import alert, client, csrf_token
 
 
 def _add(engine: Engine, email: str = "ada@example.org") -> int:
@@ -83,7 +75,11 @@ def test_preferences_page_saves_every_setting(web: TestClient, engine: Engine, s
     assert subscriber is not None
     assert subscriber.interests == ["diffusion models", "author: Geoffrey Hinton", "-medical imaging"]
     assert (subscriber.frequency, subscriber.weekday, subscriber.send_hour) == ("weekly", 4, 18)
-    assert (subscriber.timezone, subscriber.max_papers, subscriber.send_empty) == ("America/New_York", 7, True)
+    assert (subscriber.timezone, subscriber.max_papers, subscriber.send_empty) == (
+        "America/New_York",
+        7,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -136,7 +132,9 @@ def test_liked_and_disliked_papers_are_listed_and_exported(
         session.add(Feedback(subscriber_id=subscriber_id, paper_id=disliked, vote=-1))
     path = _path(settings, Purpose.PREFERENCES, subscriber_id)
     page = web.get(path).text
-    assert page.index("More like these") < page.index("Graph neural networks") < page.index("Fewer like these")
+    assert (
+        page.index("More like these") < page.index("Graph neural networks") < page.index("Fewer like these")
+    )
     download = web.get(f"{path}/data.json")
     assert download.headers["content-disposition"].startswith("attachment")
     data = json.loads(download.text)
@@ -145,7 +143,9 @@ def test_liked_and_disliked_papers_are_listed_and_exported(
     assert set(data) == {"subscriber", "feedback", "deliveries", "mail_events"}
 
 
-def test_delete_me_asks_first_then_erases_everything(web: TestClient, engine: Engine, settings: Settings) -> None:
+def test_delete_me_asks_first_then_erases_everything(
+    web: TestClient, engine: Engine, settings: Settings
+) -> None:
     subscriber_id = _add(engine)
     paper = _paper(engine)
     with session_scope(engine) as session:
@@ -163,7 +163,9 @@ def test_delete_me_asks_first_then_erases_everything(web: TestClient, engine: En
 # --- tokens ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("purpose", [Purpose.PREFERENCES, Purpose.UNSUBSCRIBE, Purpose.FEEDBACK, Purpose.CONFIRM])
+@pytest.mark.parametrize(
+    "purpose", [Purpose.PREFERENCES, Purpose.UNSUBSCRIBE, Purpose.FEEDBACK, Purpose.CONFIRM]
+)
 def test_tampered_and_wrong_purpose_tokens_are_refused(
     web: TestClient, engine: Engine, settings: Settings, purpose: Purpose
 ) -> None:
@@ -201,7 +203,9 @@ def test_unsubscribe_get_only_shows_a_button_and_post_unsubscribes_at_once(
     subscriber_id = _add(engine)
     path = _path(settings, Purpose.UNSUBSCRIBE, subscriber_id)
     page = web.get(path)
-    assert page.status_code == 200 and '<button type="submit" class="danger">Unsubscribe</button>' in page.text
+    assert (
+        page.status_code == 200 and '<button type="submit" class="danger">Unsubscribe</button>' in page.text
+    )
     assert _get(engine, subscriber_id).status == Status.ACTIVE  # type: ignore[union-attr]
     done = web.post(path)
     assert done.status_code == 200 and "You're unsubscribed" in done.text
@@ -214,7 +218,8 @@ def test_rfc8058_one_click_post_without_cookies_unsubscribes(app, engine: Engine
     path = _path(settings, Purpose.UNSUBSCRIBE, subscriber_id)
     with client(app) as mail_provider:
         response = mail_provider.post(
-            path, content=b"List-Unsubscribe=One-Click",
+            path,
+            content=b"List-Unsubscribe=One-Click",
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
         assert response.status_code == 200 and "cookie" not in response.request.headers
@@ -222,7 +227,9 @@ def test_rfc8058_one_click_post_without_cookies_unsubscribes(app, engine: Engine
     assert _get(engine, subscriber_id).status == Status.UNSUBSCRIBED  # type: ignore[union-attr]
 
 
-def test_an_old_unsubscribe_link_still_unsubscribes(web: TestClient, engine: Engine, settings: Settings) -> None:
+def test_an_old_unsubscribe_link_still_unsubscribes(
+    web: TestClient, engine: Engine, settings: Settings
+) -> None:
     subscriber_id = _add(engine)
     with time_machine.travel(datetime.now(UTC) - timedelta(days=400), tick=False):
         path = _path(settings, Purpose.UNSUBSCRIBE, subscriber_id)
@@ -267,5 +274,7 @@ def test_feedback_links_with_bad_paper_or_vote_are_refused(
 def test_feedback_post_without_csrf_records_nothing(app, engine: Engine, settings: Settings) -> None:
     subscriber_id, paper = _add(engine), _paper(engine)
     with client(app) as web:
-        response = web.post(_path(settings, Purpose.FEEDBACK, subscriber_id), data={"paper": str(paper), "vote": "up"})
+        response = web.post(
+            _path(settings, Purpose.FEEDBACK, subscriber_id), data={"paper": str(paper), "vote": "up"}
+        )
     assert response.status_code == 403 and _votes(engine, subscriber_id) == []

@@ -13,20 +13,10 @@ from sqlmodel import Session
 from newsletter.db import session_scope
 from newsletter.settings import Settings
 from newsletter.tokens import Purpose, make_token
+from newsletter.web import create_app
 from subscribers import lifecycle, service
 from subscribers.models import Status, Subscriber
-from subscribers.web import create_app
-from tests.support.web import (  # noqa: F401  (fixtures)
-    alert,
-    app,
-    client,
-    csrf_token,
-    links,
-    outbox,
-    signer,
-    web,
-    web_settings,
-)
+from tests.support.web import alert, client, csrf_token, links, outbox
 
 FORM = {"email": "ada@example.org", "interests": "graph neural networks\nLoRA", "timezone": "Europe/Berlin"}
 
@@ -60,7 +50,11 @@ def test_sign_up_makes_a_pending_subscriber_and_mails_only_a_confirmation_link(
     subscriber = _subscriber(engine)
     assert subscriber is not None and subscriber.status == Status.PENDING
     assert subscriber.interests == ["graph neural networks", "LoRA"]
-    assert (subscriber.timezone, subscriber.frequency, subscriber.max_papers) == ("Europe/Berlin", "weekly", 5)
+    assert (subscriber.timezone, subscriber.frequency, subscriber.max_papers) == (
+        "Europe/Berlin",
+        "weekly",
+        5,
+    )
     [message] = outbox(isolated_env)
     assert message["To"] == "ada@example.org"
     assert len(links(message, "confirm")) == 1
@@ -212,7 +206,9 @@ def test_bounced_or_complained_address_signing_up_again_starts_pending(
 
 
 def test_a_request_body_over_the_limit_is_refused_before_parsing(web: TestClient) -> None:
-    response = web.post("/subscribe", content=b"a" * 70_000, headers={"content-type": "application/x-www-form-urlencoded"})
+    response = web.post(
+        "/subscribe", content=b"a" * 70_000, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 413
 
 

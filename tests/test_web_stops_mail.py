@@ -17,14 +17,7 @@ from newsletter.settings import Settings
 from newsletter.tokens import Purpose, make_token
 from subscribers import service
 from tests.support.papers import make_paper
-from tests.support.web import (  # noqa: F401  (fixtures)
-    WebhookSigner,
-    app,
-    client,
-    outbox,
-    signer,
-    web_settings,
-)
+from tests.support.web import WebhookSigner, client, outbox
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +32,10 @@ def two_readers(engine: Engine, web_settings: Settings) -> dict[str, int]:
     with session_scope(engine) as session:
         ids = {
             email: service.create(
-                session, service.build_create(email, "graph neural networks, diffusion models", confirmed=True)
-            ).id or 0
+                session,
+                service.build_create(email, "graph neural networks, diffusion models", confirmed=True),
+            ).id
+            or 0
             for email in PEOPLE
         }
         session.add_all(make_paper(index) for index in range(8))
@@ -53,10 +48,10 @@ def _send_and_read(cli: Callable[..., object], engine: Engine, home: Path) -> se
     result = cli("send")
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     with Session(engine) as session:
-        delivered = {
-            subscriber_id for subscriber_id in session.exec(select(Delivery.subscriber_id))
-        }
-    recipients = {message["To"] for message in outbox(home) if "confirm" not in str(message["Subject"]).lower()}
+        delivered = {subscriber_id for subscriber_id in session.exec(select(Delivery.subscriber_id))}
+    recipients = {
+        message["To"] for message in outbox(home) if "confirm" not in str(message["Subject"]).lower()
+    }
     with Session(engine) as session:
         emails = {service.find(session, email).id: email for email in PEOPLE}  # type: ignore[union-attr]
     assert {emails[i] for i in delivered} == recipients
@@ -69,7 +64,8 @@ def test_one_click_unsubscribe_without_cookies_means_the_next_send_skips_that_pe
     token = make_token(web_settings, Purpose.UNSUBSCRIBE, two_readers["leaves@example.org"])
     with client(app) as mail_provider:
         response = mail_provider.post(
-            f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click",
+            f"/unsubscribe/{token}",
+            content=b"List-Unsubscribe=One-Click",
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
     assert response.status_code == 200 and "cookie" not in response.request.headers
@@ -80,9 +76,19 @@ def test_a_signed_bounce_event_stops_mail_to_that_address(
     app, two_readers: dict[str, int], signer: WebhookSigner, engine: Engine, cli, isolated_env
 ) -> None:
     body = json.dumps(
-        [{"email": "Leaves@Example.org", "event": "bounce", "type": "bounce", "sg_event_id": "b-1",
-          "reason": "550 5.1.1 user unknown", "timestamp": 1764230400}]
+        [
+            {
+                "email": "Leaves@Example.org",
+                "event": "bounce",
+                "type": "bounce",
+                "sg_event_id": "b-1",
+                "reason": "550 5.1.1 user unknown",
+                "timestamp": 1764230400,
+            }
+        ]
     ).encode()
     with client(app) as sendgrid:
-        assert sendgrid.post("/webhooks/sendgrid", content=body, headers=signer.headers(body)).status_code == 200
+        assert (
+            sendgrid.post("/webhooks/sendgrid", content=body, headers=signer.headers(body)).status_code == 200
+        )
     assert _send_and_read(cli, engine, isolated_env) == {"stays@example.org"}

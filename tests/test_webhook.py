@@ -11,20 +11,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from newsletter.db import session_scope
+from newsletter.delivery.events import MailEvent, delivery_stats
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.web import create_app
 from subscribers import service
-from subscribers.mail_events import MailEvent, delivery_stats
 from subscribers.models import Status
-from subscribers.web import create_app
 from tests.support.requirements import shared
-from tests.support.web import (  # noqa: F401  (fixtures)
-    WebhookSigner,
-    app,
-    client,
-    signer,
-    web,
-    web_settings,
-)
+from tests.support.web import WebhookSigner, client
 
 URL = "/webhooks/sendgrid"
 
@@ -33,7 +26,9 @@ def _subscribe(engine: Engine, email: str = "example@test.com") -> tuple[int, in
     """An active subscriber with one sent delivery: (subscriber id, delivery id)."""
     with session_scope(engine) as session:
         subscriber = service.create(session, service.build_create(email, "robots", confirmed=True))
-        delivery = Delivery(subscriber_id=subscriber.id or 0, digest_date=date(2026, 11, 27), status=DeliveryStatus.SENT)
+        delivery = Delivery(
+            subscriber_id=subscriber.id or 0, digest_date=date(2026, 11, 27), status=DeliveryStatus.SENT
+        )
         session.add(delivery)
         session.flush()
         return subscriber.id or 0, delivery.id or 0
@@ -84,7 +79,11 @@ def test_address_case_does_not_matter_and_a_complaint_outranks_a_later_unsubscri
     web: TestClient, signer: WebhookSigner, engine: Engine
 ) -> None:
     _subscribe(engine, "Ada@Example.org")
-    _post(web, signer, [_event("spamreport", "a", "ada@EXAMPLE.org"), _event("unsubscribe", "b", "ada@example.org")])
+    _post(
+        web,
+        signer,
+        [_event("spamreport", "a", "ada@EXAMPLE.org"), _event("unsubscribe", "b", "ada@example.org")],
+    )
     assert _status(engine, "ada@example.org") == Status.COMPLAINED
 
 
@@ -96,9 +95,13 @@ def test_unsigned_and_tampered_batches_are_refused_and_record_nothing(
     headers = signer.headers(body)
     unsigned = web.post(URL, content=body, headers={"content-type": "application/json"})
     tampered = web.post(URL, content=body.replace(b"bounce", b"spamreport"), headers=headers)
-    other_time = web.post(URL, content=body, headers={**headers, "X-Twilio-Email-Event-Webhook-Timestamp": "1"})
+    other_time = web.post(
+        URL, content=body, headers={**headers, "X-Twilio-Email-Event-Webhook-Timestamp": "1"}
+    )
     other_key = web.post(URL, content=body, headers=WebhookSigner().headers(body))
-    garbage = web.post(URL, content=body, headers={**headers, "X-Twilio-Email-Event-Webhook-Signature": "%%%"})
+    garbage = web.post(
+        URL, content=body, headers={**headers, "X-Twilio-Email-Event-Webhook-Signature": "%%%"}
+    )
     for response in (unsigned, tampered, other_time, other_key, garbage):
         assert response.status_code == 403 and response.json()["reason"]
     assert _status(engine) == Status.ACTIVE and _event_count(engine) == 0
@@ -114,7 +117,9 @@ def test_webhook_is_closed_when_no_public_key_is_configured(
     assert response.status_code == 403 and "not configured" in response.json()["reason"]
 
 
-def test_a_bad_public_key_stops_the_app_at_start_with_a_message(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_public_key_stops_the_app_at_start_with_a_message(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from newsletter.errors import UserError
     from newsletter.settings import Settings
 
@@ -123,7 +128,9 @@ def test_a_bad_public_key_stops_the_app_at_start_with_a_message(database_url: st
         create_app(Settings())
 
 
-def test_replayed_sample_batch_is_applied_once(web: TestClient, signer: WebhookSigner, engine: Engine) -> None:
+def test_replayed_sample_batch_is_applied_once(
+    web: TestClient, signer: WebhookSigner, engine: Engine
+) -> None:
     """SendGrid's documented sample, with distinct event ids, posted twice."""
     _subscribe(engine)
     sample = json.loads(shared("fixtures/sendgrid_events/event_webhook_sample.json").read_text())
@@ -136,7 +143,9 @@ def test_replayed_sample_batch_is_applied_once(web: TestClient, signer: WebhookS
     assert _event_count(engine) == 11
 
 
-def test_events_sharing_one_event_id_count_once(web: TestClient, signer: WebhookSigner, engine: Engine) -> None:
+def test_events_sharing_one_event_id_count_once(
+    web: TestClient, signer: WebhookSigner, engine: Engine
+) -> None:
     """The sample as published: every event carries the same placeholder sg_event_id."""
     _subscribe(engine)
     body = shared("fixtures/sendgrid_events/event_webhook_sample.json").read_bytes()
@@ -162,12 +171,21 @@ def test_delivered_open_and_click_count_towards_the_delivery_named_in_custom_arg
     assert stats == {delivery_id: {"delivered": 1, "open": 2, "click": 1}}
 
 
-def test_signed_but_malformed_batches_are_a_client_error(web: TestClient, signer: WebhookSigner, engine: Engine) -> None:
+def test_signed_but_malformed_batches_are_a_client_error(
+    web: TestClient, signer: WebhookSigner, engine: Engine
+) -> None:
     _subscribe(engine)
     for body in (b"not json", b'{"event": "bounce"}', b"[" * 5000 + b"]" * 5000):
         response = web.post(URL, content=body, headers=signer.headers(body))
         assert response.status_code == 400
-    odd = [1, "x", None, {"event": 5}, {"event": "bounce", "email": ["a"]}, {"event": "open", "timestamp": 1e300}]
+    odd = [
+        1,
+        "x",
+        None,
+        {"event": 5},
+        {"event": "bounce", "email": ["a"]},
+        {"event": "open", "timestamp": 1e300},
+    ]
     report = _post(web, signer, odd).json()
     assert report["ignored"] == 4 and report["recorded"] == 2
     assert _status(engine) == Status.ACTIVE

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import db, digest, jobs, subscribers, web
-from newsletter.cli import papers
-from newsletter.cli import ranking
+from newsletter.cli import db, digest, jobs, papers, ranking, subscribers, web
 
 app = typer.Typer(
     name="newsletter",

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from sqlmodel import Session
 
+from newsletter.cli.output import Format
 from newsletter.db import open_database, session_scope
-from newsletter.output import Format
 from newsletter.settings import Settings, get_settings
 
 #: Messages for people go to stderr so stdout stays clean for --format json|csv.

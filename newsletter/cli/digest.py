@@ -15,16 +15,14 @@ import typer
 from sqlmodel import col, func, select
 
 from newsletter.cli.common import FormatOption, console, database
+from newsletter.cli.output import Format, emit, emit_one
 from newsletter.db import open_database
 from newsletter.dbtypes import utcnow
 from newsletter.errors import UserError
-from newsletter.output import Format, emit, emit_one
 from newsletter.settings import get_settings
 
 app = typer.Typer(help="See a digest before anyone gets it.", no_args_is_help=True)
-deliveries_app = typer.Typer(
-    help="The outbox: one row per subscriber and digest date.", no_args_is_help=True
-)
+deliveries_app = typer.Typer(help="The outbox: one row per subscriber and digest date.", no_args_is_help=True)
 
 DateOption = Annotated[
     str | None,
@@ -67,10 +65,11 @@ def preview(
       newsletter digest preview --interests "graph neural networks, protein folding" --text
     """
     if (subscriber is None) == (interests is None):
-        raise UserError("give exactly one of --subscriber EMAIL or --interests \"a, b\"")
-    from newsletter.delivery.outbox import items_for, trending_papers
+        raise UserError('give exactly one of --subscriber EMAIL or --interests "a, b"')
+    from jobs.compose import items_for, recommend
     from newsletter.digest.render import render_digest
-    from newsletter.ranking.service import recommend, recommend_for_interests
+    from newsletter.papers.queries import trending
+    from newsletter.ranking.service import recommend_for_interests
     from subscribers.models import Subscriber
     from subscribers.service import require
 
@@ -83,13 +82,16 @@ def preview(
         else:
             wanted = [part.strip() for part in (interests or "").split(",") if part.strip()]
             if not wanted:
-                raise UserError('--interests is empty; list phrases separated by commas')
+                raise UserError("--interests is empty; list phrases separated by commas")
             person = Subscriber(id=0, email="preview@example.org", email_key="preview", interests=wanted)
             picks = recommend_for_interests(session, settings, wanted)
         items = items_for(session, picks)
         rendered = render_digest(
-            settings, person, items, digest_date=digest_date,
-            trending=trending_papers(session, digest_date),
+            settings,
+            person,
+            items,
+            digest_date=digest_date,
+            trending=trending(session, digest_date),
         )
     body = rendered.text if text else rendered.html
     if out is None and open_:
@@ -123,9 +125,13 @@ def send(
 ) -> None:
     """Send the day's digest to every subscriber due, exactly once each.
 
-    Each digest is recorded before it is sent, so running this twice for one date sends
-    nothing the second time, and a run that was killed picks up where it stopped.
-    The transport is NEWSLETTER_TRANSPORT (file, smtp or sendgrid).
+    Who is due follows the scheduler's rule: a reader's digest date is a date in their own
+    timezone, weekly readers only on their weekday. Without --date each reader gets the
+    digest of their own today (readers far apart may be on different dates: one report line,
+    and with --format json one object, per date). Each digest is recorded before it is sent,
+    so running this twice for one date sends nothing the second time, and a run that was
+    killed picks up where it stopped. The transport is NEWSLETTER_TRANSPORT (file, smtp or
+    sendgrid).
 
     Examples:
 
@@ -133,32 +139,48 @@ def send(
 
       newsletter send --date 2026-11-27 --subscriber ada@example.org
     """
-    from newsletter.delivery.outbox import send_digests
+    from jobs.due import due_today, local_today
+    from jobs.send import send_digests
     from subscribers.service import require
 
     settings = get_settings()
-    digest_date = parse_date(day)
     engine = open_database(settings)
-    ids = None
-    if subscriber:
-        with database(settings) as session:
-            people = [require(session, email) for email in subscriber]
+    now = utcnow()
+    runs: list[tuple[date, list[int] | None]]
+    with database(settings) as session:
+        people = [require(session, email) for email in subscriber or []]
         for person in people:
             if person.status != "active":
-                raise UserError(
-                    f"{person.email} is {person.status}; only active subscribers get digests"
-                )
-        ids = [p.id for p in people if p.id is not None]
-    report = send_digests(
-        engine, settings, digest_date=digest_date, subscriber_ids=ids, dry_run=dry_run, limit=limit
-    )
-    console.print(report.summary(), soft_wrap=True)
-    for failure in report.failures:
-        console.print(f"  delivery {failure['delivery_id']} failed: {failure['error']}", soft_wrap=True)
-    if fmt == Format.JSON:
-        emit_one(report.as_dict(), fmt)
-    elif dry_run and report.previews:
-        emit(report.previews, fmt, ["email", "papers", "html_bytes", "subject"], title="Would send")
+                raise UserError(f"{person.email} is {person.status}; only active subscribers get digests")
+        if day is not None:
+            runs = [(parse_date(day), [p.id for p in people if p.id] if people else None)]
+        elif people:
+            by_date: dict[date, list[int]] = {}
+            for person in people:
+                by_date.setdefault(local_today(person, now), []).append(person.id or 0)
+            runs = sorted((d, ids) for d, ids in by_date.items())
+        else:
+            groups = due_today(session, now)
+            runs = [(d, [s.id for s in subs if s.id]) for d, subs in sorted(groups.items())]
+            runs = runs or [(now.date(), None)]
+    reports = [
+        send_digests(
+            engine, settings, digest_date=digest_date, subscriber_ids=ids, dry_run=dry_run, limit=limit
+        )
+        for digest_date, ids in runs
+    ]
+    for report in reports:
+        console.print(report.summary(), soft_wrap=True)
+        for failure in report.failures:
+            console.print(f"  delivery {failure['delivery_id']} failed: {failure['error']}", soft_wrap=True)
+    if fmt == Format.JSON and len(reports) == 1:
+        emit_one(reports[0].as_dict(), fmt)
+    elif fmt == Format.JSON:
+        emit([r.as_dict() for r in reports], fmt, list(reports[0].as_dict()))
+    elif dry_run:
+        previews = [p for r in reports for p in r.previews]
+        if previews:
+            emit(previews, fmt, ["email", "papers", "html_bytes", "subject"], title="Would send")
 
 
 @deliveries_app.command("list")
@@ -178,9 +200,7 @@ def list_(
     if status is not None and status not in {s.value for s in DeliveryStatus}:
         raise UserError(f"--status {status!r} is not a status; use one of {', '.join(DeliveryStatus)}")
     with database() as session:
-        papers = (
-            select(func.count()).where(DeliveryItem.delivery_id == Delivery.id).scalar_subquery()
-        )
+        papers = select(func.count()).where(DeliveryItem.delivery_id == Delivery.id).scalar_subquery()
         query = (
             select(Delivery, Subscriber.email, papers)
             .join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id))
@@ -208,7 +228,9 @@ def list_(
 
 
 @deliveries_app.command("retry")
-def retry_(day: DateOption = None, all_dates: Annotated[bool, typer.Option("--all", help="Every date.")] = False) -> None:
+def retry_(
+    day: DateOption = None, all_dates: Annotated[bool, typer.Option("--all", help="Every date.")] = False
+) -> None:
     """Send failed digests (and ones held in flight by in_flight_policy=hold) again."""
     from newsletter.delivery.outbox import retry
 

@@ -18,15 +18,13 @@ import typer
 from rich.logging import RichHandler
 
 from newsletter.cli.common import FormatOption, console
+from newsletter.cli.output import Format, emit
 from newsletter.db import open_database
 from newsletter.dbtypes import utcnow
 from newsletter.errors import UserError
-from newsletter.output import Format, emit
 from newsletter.settings import get_settings
 
-app = typer.Typer(
-    help="The scheduled jobs (ingest, dispatch): list them, run one now.", no_args_is_help=True
-)
+app = typer.Typer(help="The scheduled jobs (ingest, dispatch): list them, run one now.", no_args_is_help=True)
 
 LIST_COLUMNS = ["name", "when", "next_run_utc", "next_run_local", "next_run_from"]
 
@@ -58,7 +56,7 @@ def serve(
     import uvicorn
 
     from jobs.scheduler import SchedulerService
-    from subscribers.web import create_app
+    from newsletter.web import create_app
 
     _log_to_stderr()
     settings = get_settings()

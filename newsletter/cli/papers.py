@@ -8,14 +8,15 @@ from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from newsletter.cli.common import FormatOption, console, database
+from newsletter.cli.output import Format, emit, emit_one
 from newsletter.errors import UserError
-from newsletter.output import Format, emit, emit_one
 from newsletter.papers.records import Progress, SourceStats
+from newsletter.papers.sources import SOURCES
 from newsletter.settings import get_settings
 
 app = typer.Typer(
@@ -130,22 +131,18 @@ def import_(
 @app.command("ingest")
 def ingest_(
     source: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--source",
             "-s",
-            help="arxiv, arxiv-listing, hf-daily or rss (repeatable); default NEWSLETTER_SOURCES.",
+            help=f"{SOURCES.names()} (repeatable); default NEWSLETTER_SOURCES.",
         ),
     ] = None,
-    categories: Annotated[
-        Optional[str], typer.Option(help='arXiv categories, e.g. "cs.LG,cs.CL".')
-    ] = None,
-    day: Annotated[Optional[str], typer.Option("--date", help="One day, YYYY-MM-DD.")] = None,
-    since: Annotated[
-        Optional[str], typer.Option(help="From this day (YYYY-MM-DD) until today.")
-    ] = None,
+    categories: Annotated[str | None, typer.Option(help='arXiv categories, e.g. "cs.LG,cs.CL".')] = None,
+    day: Annotated[str | None, typer.Option("--date", help="One day, YYYY-MM-DD.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this day (YYYY-MM-DD) until today.")] = None,
     url: Annotated[
-        Optional[list[str]], typer.Option("--url", help="Feed URL for the rss source (repeatable).")
+        list[str] | None, typer.Option("--url", help="Feed URL for the rss source (repeatable).")
     ] = None,
     cross: Annotated[
         bool, typer.Option("--cross", help="Also take cross-listed papers from the listings feed.")
@@ -171,9 +168,7 @@ def ingest_(
 
     settings = get_settings()
     options = {
-        "categories": [c.strip() for c in categories.split(",") if c.strip()]
-        if categories
-        else None,
+        "categories": [c.strip() for c in categories.split(",") if c.strip()] if categories else None,
         "day": _parse_date(day, "--date"),
         "since": _parse_date(since, "--since"),
         "urls": url,
@@ -199,9 +194,7 @@ def ingest_(
 
 @app.command("list")
 def list_(
-    since: Annotated[
-        Optional[str], typer.Option(help="Only papers first seen on or after YYYY-MM-DD.")
-    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only papers first seen on or after YYYY-MM-DD.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many papers.")] = 50,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
@@ -210,10 +203,7 @@ def list_(
     from newsletter.papers.queries import list_papers, paper_row
 
     with database() as session:
-        rows = [
-            paper_row(p)
-            for p in list_papers(session, since=_parse_date(since, "--since"), limit=limit)
-        ]
+        rows = [paper_row(p) for p in list_papers(session, since=_parse_date(since, "--since"), limit=limit)]
     emit(rows, fmt, LIST_COLUMNS, title=f"{len(rows)} papers")
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from newsletter.cli.common import FormatOption, console, database
+from newsletter.cli.output import Format, emit
 from newsletter.errors import UserError
-from newsletter.output import Format, emit
 from newsletter.settings import get_settings
 
 COLUMNS = ["rank", "score", "title", "arxiv_id", "matched_interest"]
@@ -63,25 +63,24 @@ def _rows(session, picks) -> list[dict[str, object]]:  # type: ignore[no-untyped
 
 def recommend(
     interests: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
-            "--interests", "-i",
+            "--interests",
+            "-i",
             help='Comma-separated phrases: "graph neural networks, LoRA, author: Yann LeCun, '
             '-medical imaging".',
         ),
     ] = None,
     subscriber: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--subscriber", "-s", help="Show what this address's next email would hold."),
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many papers (--interests).")] = 10,
     since: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Only papers first seen after this date (YYYY-MM-DD)."),
     ] = None,
-    all_papers: Annotated[
-        bool, typer.Option("--all", help="Rank every stored paper, however old.")
-    ] = False,
+    all_papers: Annotated[bool, typer.Option("--all", help="Rank every stored paper, however old.")] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Table: add matched terms and the highlight.")
     ] = False,
@@ -109,10 +108,11 @@ def recommend(
                     "--since/--all apply to --interests; a subscriber's candidates are the "
                     "papers since their last digest"
                 )
+            from jobs.compose import recommend
             from subscribers.service import require
 
             person = require(session, subscriber)
-            picks = service.recommend(session, settings, [person])[person.id]
+            picks = recommend(session, settings, [person])[person.id or 0]
         else:
             window = _since(since, all_papers, settings.candidate_window_days)
             picks = service.recommend_for_interests(

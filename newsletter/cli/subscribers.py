@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from newsletter.cli.common import FormatOption, console, database
+from newsletter.cli.output import Format, emit, emit_one
 from newsletter.errors import UserError
-from newsletter.output import Format, emit, emit_one
 from subscribers import service
 from subscribers.models import Status, SubscriberUpdate
 from subscribers.profile import parse_interests, parse_weekday, validate_hour, validate_max_papers
 
-app = typer.Typer(
-    help="Manage subscribers: add, list, edit, import/export, erase.", no_args_is_help=True
-)
+app = typer.Typer(help="Manage subscribers: add, list, edit, import/export, erase.", no_args_is_help=True)
 
 LIST_COLUMNS = ["email", "status", "interests", "timezone", "send_hour", "frequency", "max_papers"]
 
@@ -82,7 +80,7 @@ def add(
 
 @app.command("list")
 def list_(
-    status: Annotated[Optional[Status], typer.Option(help="Only this status.")] = None,
+    status: Annotated[Status | None, typer.Option(help="Only this status.")] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """List subscribers (oldest first)."""
@@ -101,16 +99,14 @@ def show(email: str, fmt: FormatOption = Format.TABLE) -> None:
 @app.command("edit")
 def edit(
     email: str,
-    interests: Annotated[Optional[str], typer.Option("--interests", "-i")] = None,
-    timezone: Annotated[Optional[str], typer.Option()] = None,
-    hour: Annotated[Optional[int], typer.Option("--hour")] = None,
-    frequency: Annotated[Optional[str], typer.Option()] = None,
-    weekday: Annotated[Optional[str], typer.Option()] = None,
-    max_papers: Annotated[Optional[int], typer.Option("--max-papers")] = None,
-    send_empty: Annotated[Optional[bool], typer.Option("--send-empty/--no-send-empty")] = None,
-    status: Annotated[
-        Optional[Status], typer.Option(help="e.g. paused, active, unsubscribed.")
-    ] = None,
+    interests: Annotated[str | None, typer.Option("--interests", "-i")] = None,
+    timezone: Annotated[str | None, typer.Option()] = None,
+    hour: Annotated[int | None, typer.Option("--hour")] = None,
+    frequency: Annotated[str | None, typer.Option()] = None,
+    weekday: Annotated[str | None, typer.Option()] = None,
+    max_papers: Annotated[int | None, typer.Option("--max-papers")] = None,
+    send_empty: Annotated[bool | None, typer.Option("--send-empty/--no-send-empty")] = None,
+    status: Annotated[Status | None, typer.Option(help="e.g. paused, active, unsubscribed.")] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Change a subscriber's preferences or status; only the options given change."""
@@ -159,9 +155,7 @@ def remove(
 @app.command("import")
 def import_(
     path: Annotated[Path, typer.Argument(help="CSV with an email column (see README).")],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check every row, write nothing.")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, write nothing.")] = False,
 ) -> None:
     """Import subscribers from CSV: good rows are added, bad rows reported by line."""
     rows = service.read_csv(path)
@@ -177,9 +171,7 @@ def import_(
 
 @app.command("export")
 def export(
-    fmt: Annotated[
-        Format, typer.Option("--format", "-f", help="csv (re-importable) or json.")
-    ] = Format.CSV,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="csv (re-importable) or json.")] = Format.CSV,
 ) -> None:
     """Export every subscriber (for backups or moving to another instance)."""
     with database() as session:

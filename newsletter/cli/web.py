@@ -27,7 +27,7 @@ def web(
     """
     import uvicorn
 
-    from subscribers.web import create_app
+    from newsletter.web import create_app
 
     settings = get_settings()
     app = create_app(settings)

@@ -1,11 +1,13 @@
-"""The delivery outbox: rank → render → record → send → mark, never twice per (subscriber, date).
+"""The delivery outbox: record → claim → send → mark, never twice per (subscriber, date).
 
-The order of writes is what makes a crash harmless:
+The outbox records the digests it is given, and sends what it recorded; deciding who is
+due and what they get is the job of the floors above (`jobs.compose` ranks and hands over
+`Plan`s). The order of writes is what makes a crash harmless:
 
-1. **record** — for each due subscriber without a row for the date, rank and write a
-   `Delivery` (pending, or skipped-nothing-new) with its `DeliveryItem`s, committed before
-   anything is sent. The unique (subscriber, digest_date) key means a second run, a
-   concurrent scheduler or a rerun after a crash finds the row and never ranks again.
+1. **record** — a `Delivery` row (pending, or skipped-nothing-new) with its `DeliveryItem`s
+   is committed before anything is sent. The unique (subscriber, digest_date) key means a
+   second run, a concurrent scheduler or a rerun after a crash finds the row and never
+   records it twice.
 2. **claim** — right before the transport hands one message to the provider, a conditional
    `UPDATE … SET status='sending' WHERE status='pending'` claims it (one winner, any database).
 3. **mark** — the provider's answer makes it `sent` (with the provider id), `failed` (with
@@ -20,16 +22,17 @@ belong to a run that is still alive.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from newsletter.db import session_scope
+from newsletter.db import chunked, session_scope
 from newsletter.dbtypes import utcnow
 from newsletter.delivery.message import build_message, new_message_id
 from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
@@ -40,18 +43,17 @@ from newsletter.delivery.transports import (
     TransportStopped,
     get_transport,
 )
-from newsletter.digest.context import TRENDING_COUNT, DigestItem
+from newsletter.digest.context import DigestItem
 from newsletter.digest.render import render_digest
 from newsletter.papers.models import Paper
+from newsletter.papers.queries import trending as trending_papers
 from newsletter.settings import Settings
-from subscribers.models import Frequency, Status, Subscriber
+from subscribers.models import Status, Subscriber
 
 #: Statuses of a row whose digest has not reached an end yet.
 UNFINISHED = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 
-#: Subscribers ranked per `recommend` call (each call re-reads the candidate pool, so large
-#: chunks; ranking bounds its own memory inside a call), and messages per transport batch.
-RANK_CHUNK = 5_000
+#: Messages per transport batch (rows read, rendered and handed to the transport at once).
 SEND_CHUNK = 200
 
 
@@ -122,49 +124,11 @@ class SendReport:
         }
 
 
-def is_due(subscriber: Subscriber, digest_date: date) -> bool:
-    """Daily subscribers every day, weekly ones on their weekday (0 = Monday)."""
-    if subscriber.frequency == Frequency.WEEKLY:
-        return digest_date.weekday() == subscriber.weekday
-    return True
-
-
-def due_subscribers(session: Session, digest_date: date) -> list[Subscriber]:
-    """Active subscribers whose digest falls on `digest_date` (pending and unsubscribed never)."""
-    active = session.exec(
-        select(Subscriber).where(Subscriber.status == Status.ACTIVE).order_by(col(Subscriber.id))
-    )
-    return [s for s in active if is_due(s, digest_date)]
-
-
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
-def trending_papers(session: Session, digest_date: date, limit: int = 60) -> list[Paper]:
-    """The day's most upvoted papers (first seen the day before or on the date).
-
-    More than shown are returned, so each reader's list still has some after removing the
-    papers already picked for them.
-    """
-    start, end = _day_bounds(digest_date)
-    return list(
-        session.exec(
-            select(Paper)
-            .where(col(Paper.upvotes).is_not(None), col(Paper.upvotes) > 0)
-            .where(col(Paper.first_seen_at) >= start - timedelta(days=1))
-            .where(col(Paper.first_seen_at) < end)
-            .order_by(col(Paper.upvotes).desc(), col(Paper.id))
-            .limit(limit)
-        )
-    )
-
-
-def _stale_sending(
+def recover_in_flight(
     engine: Engine, settings: Settings, digest_date: date, ids: Sequence[int] | None, report: SendReport
 ) -> None:
-    """Apply `in_flight_policy` to rows a dead run left `sending`, and count what it did."""
+    """Apply `in_flight_policy` to rows a dead run left `sending` (of `ids`, else of every
+    subscriber), and count what it did."""
     cutoff = utcnow() - timedelta(seconds=settings.in_flight_grace_seconds)
     policy = settings.in_flight_policy
     report.in_flight_policy = policy
@@ -193,55 +157,36 @@ def _stale_sending(
             session.add(row)
 
 
-def _to_items(picks: Iterable[Any], papers: dict[int, Paper]) -> list[DigestItem]:
-    return [
-        DigestItem(
-            paper=papers[p.paper_id],
-            matched_interest=p.matched_interest,
-            highlight=p.highlight,
-            reason=p.reason,
-        )
-        for p in picks
-        if p.paper_id in papers
-    ]
+@dataclass(frozen=True)
+class Plan:
+    """One subscriber's digest for a date, as the floors above composed it."""
+
+    subscriber: Subscriber
+    items: list[DigestItem]
 
 
-def _load_papers(session: Session, ids: Iterable[int]) -> dict[int, Paper]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    return {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(wanted)))}  # type: ignore[misc]
-
-
-def items_for(session: Session, picks: Sequence[Any]) -> list[DigestItem]:
-    """Ranking's picks, in order, as digest items with their papers loaded."""
-    return _to_items(picks, _load_papers(session, (p.paper_id for p in picks)))
-
-
-def _new_delivery(
-    settings: Settings, subscriber: Subscriber, digest_date: date, items: list[DigestItem], picks: list[Any]
-) -> tuple[Delivery, list[DeliveryItem]]:
+def _new_delivery(settings: Settings, plan: Plan, digest_date: date) -> tuple[Delivery, list[DeliveryItem]]:
+    subscriber = plan.subscriber
     assert subscriber.id is not None
-    status = DeliveryStatus.PENDING if items or subscriber.send_empty else DeliveryStatus.SKIPPED
+    status = DeliveryStatus.PENDING if plan.items or subscriber.send_empty else DeliveryStatus.SKIPPED
     delivery = Delivery(
         subscriber_id=subscriber.id,
         digest_date=digest_date,
         status=status,
         message_id=new_message_id(settings, f"digest.{digest_date:%Y%m%d}.{subscriber.id}"),
     )
-    known = {item.paper.id for item in items}
     rows = [
         DeliveryItem(
             delivery_id=0,
-            paper_id=pick.paper_id,
+            paper_id=item.paper.id,
             rank=rank,
-            score=float(pick.score),
-            reason=pick.reason,
-            matched_interest=pick.matched_interest,
-            highlight=pick.highlight,
+            score=float(item.score),
+            reason=item.reason,
+            matched_interest=item.matched_interest,
+            highlight=item.highlight,
         )
-        for rank, pick in enumerate(picks, start=1)
-        if pick.paper_id in known
+        for rank, item in enumerate(plan.items, start=1)
+        if item.paper.id is not None
     ]
     return delivery, rows
 
@@ -254,77 +199,24 @@ def _insert(session: Session, delivery: Delivery, rows: list[DeliveryItem]) -> N
         session.add(row)
 
 
-def _record(
-    engine: Engine,
-    settings: Settings,
-    subscribers: list[Subscriber],
-    digest_date: date,
-    report: SendReport,
-    trending: list[Paper],
-    now: datetime | None,
+def record(
+    engine: Engine, settings: Settings, plans: Sequence[Plan], digest_date: date, report: SendReport
 ) -> None:
-    """Rank and write rows (or, in a dry run, rank and render only), chunk by chunk."""
-    from newsletter.ranking.service import recommend  # loads the embedding model
+    """Commit the plans' rows at once; if another run raced us, fall back to one by one.
 
-    for start in range(0, len(subscribers), RANK_CHUNK):
-        chunk = subscribers[start : start + RANK_CHUNK]
-        with session_scope(engine) as session:
-            picks = recommend(session, settings, chunk, now=now)
-            papers = _load_papers(session, (p.paper_id for ps in picks.values() for p in ps))
-            planned = []
-            for subscriber in chunk:
-                chosen = list(picks.get(subscriber.id or 0, []))
-                items = _to_items(chosen, papers)
-                planned.append((subscriber, items, chosen))
-            if report.dry_run:
-                session.rollback()
-                for subscriber, items, _ in planned:
-                    _preview(settings, subscriber, items, digest_date, trending, report)
-                continue
-        _write_planned(engine, settings, planned, digest_date, report)
-
-
-def _preview(
-    settings: Settings,
-    subscriber: Subscriber,
-    items: list[DigestItem],
-    digest_date: date,
-    trending: list[Paper],
-    report: SendReport,
-) -> None:
-    if not items and not subscriber.send_empty:
-        report.skipped += 1
-        return
-    rendered = render_digest(settings, subscriber, items, digest_date=digest_date, trending=trending)
-    report.rendered += 1
-    report.previews.append(
-        {
-            "email": subscriber.email,
-            "papers": len(items),
-            "subject": rendered.subject,
-            "html_bytes": len(rendered.html.encode()),
-        }
-    )
-
-
-def _write_planned(
-    engine: Engine,
-    settings: Settings,
-    planned: list[tuple[Subscriber, list[DigestItem], list[Any]]],
-    digest_date: date,
-    report: SendReport,
-) -> None:
-    """Commit the chunk's rows at once; if another run raced us, fall back to one by one."""
-    built = [(s, *_new_delivery(settings, s, digest_date, items, picks)) for s, items, picks in planned]
+    A plan whose (subscriber, date) row exists already is counted `already_done` and left
+    alone: the first recorded digest is the one that goes out.
+    """
+    built = [_new_delivery(settings, plan, digest_date) for plan in plans]
     try:
         with session_scope(engine) as session:
-            for _, delivery, rows in built:
+            for delivery, rows in built:
                 _insert(session, delivery, rows)
-        written = [d for _, d, _ in built]
+        written = [d for d, _ in built]
     except IntegrityError:
         written = []
-        for subscriber, items, picks in planned:
-            delivery, rows = _new_delivery(settings, subscriber, digest_date, items, picks)
+        for plan in plans:
+            delivery, rows = _new_delivery(settings, plan, digest_date)
             try:
                 with session_scope(engine) as session:
                     _insert(session, delivery, rows)
@@ -359,12 +251,19 @@ def _mark(engine: Engine, result: SendResult, report: SendReport) -> None:
     now = utcnow()
     values: dict[str, Any]
     if result.ok:
-        values = {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None,
-                  "provider_message_id": result.provider_id}
+        values = {
+            "status": DeliveryStatus.SENT,
+            "sent_at": now,
+            "last_error": None,
+            "provider_message_id": result.provider_id,
+        }
         report.sent += 1
     elif not result.attempted:  # nothing reached the provider: it stays owed
-        values = {"status": DeliveryStatus.PENDING, "last_error": result.error,
-                  "attempts": case((col(Delivery.attempts) > 0, col(Delivery.attempts) - 1), else_=0)}
+        values = {
+            "status": DeliveryStatus.PENDING,
+            "last_error": result.error,
+            "attempts": case((col(Delivery.attempts) > 0, col(Delivery.attempts) - 1), else_=0),
+        }
     else:
         values = {"status": DeliveryStatus.FAILED, "last_error": result.error}
         report.failed += 1
@@ -396,7 +295,7 @@ def _outgoing_batch(
     by_delivery: dict[int, list[DigestItem]] = {}
     for item, paper in stored:
         by_delivery.setdefault(item.delivery_id, []).append(
-            DigestItem(paper, item.matched_interest, item.highlight, item.reason)
+            DigestItem(paper, item.matched_interest, item.highlight, item.reason, item.score)
         )
     batch: list[Outgoing] = []
     for row in rows:
@@ -408,9 +307,7 @@ def _outgoing_batch(
             _mark(engine, SendResult(row.id, False, error=f"not sent: the subscriber is {status}"), report)
             continue
         items = by_delivery.get(row.id, [])
-        rendered = render_digest(
-            settings, subscriber, items, digest_date=row.digest_date, trending=trending
-        )
+        rendered = render_digest(settings, subscriber, items, digest_date=row.digest_date, trending=trending)
         report.rendered += 1
         message = build_message(
             settings,
@@ -423,7 +320,7 @@ def _outgoing_batch(
     return batch
 
 
-def _send_pending(
+def send_pending(
     engine: Engine,
     settings: Settings,
     transport: Transport,
@@ -433,6 +330,11 @@ def _send_pending(
     trending: list[Paper],
     report: SendReport,
 ) -> None:
+    """Send the pending digests of `digest_date` (of `ids`, else everybody's), `limit` at most.
+
+    Raises `TransportStopped` when the provider refuses every message; what was sent until
+    then is marked.
+    """
     claim = _claimer(engine)
     remaining = limit
     last_id = 0
@@ -463,68 +365,25 @@ def _send_pending(
             raise
 
 
-def send_digests(
-    engine: Engine,
-    settings: Settings,
-    *,
-    digest_date: date,
-    subscriber_ids: Sequence[int] | None = None,
-    dry_run: bool = False,
-    limit: int | None = None,
-    now: datetime | None = None,
-) -> SendReport:
-    """Send the digest of `digest_date` to the given (or all due) subscribers, once each.
-
-    `subscriber_ids` (the scheduler's choice, or `--subscriber`) bypasses the daily/weekly
-    rule but never the status: only active subscribers get digests. `limit` caps how many
-    digests this run records and sends. `dry_run` ranks and renders, records and sends
-    nothing. Raises `TransportStopped` (a UserError) when the provider refuses every
-    message; what was sent until then is recorded.
-    """
-    report = SendReport(digest_date=digest_date, transport=settings.transport, dry_run=dry_run)
-    with Session(engine, expire_on_commit=False) as session:
-        if subscriber_ids is None:
-            subscribers = due_subscribers(session, digest_date)
-        else:
-            chosen = list(
-                session.exec(
-                    select(Subscriber)
-                    .where(col(Subscriber.id).in_(list(subscriber_ids)))
-                    .order_by(col(Subscriber.id))
-                )
+def record_missed(engine: Engine, missed: Sequence[tuple[int, date, str]]) -> list[tuple[int, date]]:
+    """Write a `skipped-missed` row per (subscriber, date, reason) that has no row yet; returns
+    those written (another run may have recorded or sent one meanwhile)."""
+    recorded: list[tuple[int, date]] = []
+    with session_scope(engine) as session:
+        for subscriber_id, digest_date, reason in missed:
+            row = Delivery(
+                subscriber_id=subscriber_id,
+                digest_date=digest_date,
+                status=DeliveryStatus.MISSED,
+                last_error=reason,
             )
-            subscribers = [s for s in chosen if s.status == Status.ACTIVE]
-            report.not_active = len(chosen) - len(subscribers)
-        has_row = dict(
-            session.exec(
-                select(Delivery.subscriber_id, Delivery.status).where(
-                    Delivery.digest_date == digest_date,
-                    col(Delivery.subscriber_id).in_([s.id for s in subscribers]),
-                )
-            ).all()
-        )
-        trending = trending_papers(session, digest_date)
-    report.due = len(subscribers)
-    report.already_done = sum(1 for status in has_row.values() if status not in UNFINISHED)
-    fresh = [s for s in subscribers if s.id not in has_row]
-    if limit is not None:
-        fresh = fresh[:limit]
-    if dry_run:
-        if fresh:
-            _record(engine, settings, fresh, digest_date, report, trending, now)
-        return report
-    # The transport is set up first, so a missing key stops the run before anything is written.
-    with get_transport(settings) as transport:
-        _stale_sending(engine, settings, digest_date, subscriber_ids, report)
-        if fresh:
-            _record(engine, settings, fresh, digest_date, report, trending, now)
-        # Rows pending from this run, or left pending by an earlier one, go out now.
-        _send_pending(
-            engine, settings, transport, digest_date,
-            [s.id for s in subscribers if s.id is not None] if subscriber_ids is not None else None,
-            limit, trending, report,
-        )
-    return report
+            try:
+                with session.begin_nested():
+                    session.add(row)
+            except IntegrityError:
+                continue
+            recorded.append((subscriber_id, digest_date))
+    return recorded
 
 
 def retry(engine: Engine, settings: Settings, *, digest_date: date | None = None) -> list[SendReport]:
@@ -544,17 +403,85 @@ def retry(engine: Engine, settings: Settings, *, digest_date: date | None = None
             row.updated_at = utcnow()
             session.add(row)
             by_date.setdefault(row.digest_date, []).append(row.subscriber_id)
-    return [
-        send_digests(engine, settings, digest_date=day, subscriber_ids=ids)
-        for day, ids in sorted(by_date.items())
-    ]
+    reports: list[SendReport] = []
+    if not by_date:
+        return reports
+    with get_transport(settings) as transport:
+        for day, ids in sorted(by_date.items()):
+            report = SendReport(digest_date=day, transport=settings.transport, due=len(ids))
+            with Session(engine) as session:
+                trending = trending_papers(session, day)
+            send_pending(engine, settings, transport, day, ids, None, trending, report)
+            reports.append(report)
+    return reports
+
+
+def last_sent(session: Session, subscriber_ids: Sequence[int]) -> dict[int, datetime]:
+    """When each subscriber's latest digest was sent (absent: never)."""
+    out: dict[int, datetime] = {}
+    for chunk in chunked(subscriber_ids):
+        query = (
+            select(Delivery.subscriber_id, func.max(Delivery.sent_at))
+            .where(Delivery.status == DeliveryStatus.SENT, col(Delivery.subscriber_id).in_(chunk))
+            .group_by(col(Delivery.subscriber_id))
+        )
+        for sid, sent_at in session.exec(query):
+            if sent_at is not None:
+                out[sid] = sent_at
+    return out
+
+
+def papers_sent(
+    session: Session, subscriber_ids: Sequence[int], since: datetime | None
+) -> dict[int, set[int]]:
+    """Papers in each subscriber's non-failed digests (first seen after `since`, when given):
+    a paper is never sent to one reader twice."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for chunk in chunked(subscriber_ids):
+        query = (
+            select(Delivery.subscriber_id, DeliveryItem.paper_id)
+            .join(DeliveryItem, col(DeliveryItem.delivery_id) == col(Delivery.id))
+            .where(Delivery.status != DeliveryStatus.FAILED, col(Delivery.subscriber_id).in_(chunk))
+        )
+        if since is not None:
+            query = query.join(Paper, col(Paper.id) == col(DeliveryItem.paper_id)).where(
+                Paper.first_seen_at > since
+            )
+        for sid, pid in session.exec(query):
+            out[sid].add(pid)
+    return out
+
+
+def history(session: Session, subscriber_id: int) -> list[dict[str, object]]:
+    """One subscriber's digests with their papers, oldest first ("download my data")."""
+    out: list[dict[str, object]] = []
+    for delivery in session.exec(
+        select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(col(Delivery.id))
+    ):
+        items = session.exec(
+            select(DeliveryItem, Paper.title)
+            .join(Paper, col(Paper.id) == col(DeliveryItem.paper_id))
+            .where(DeliveryItem.delivery_id == delivery.id)
+            .order_by(col(DeliveryItem.rank))
+        )
+        papers = [
+            {
+                "paper_id": item.paper_id,
+                "title": title,
+                "rank": item.rank,
+                "matched_interest": item.matched_interest,
+            }
+            for item, title in items
+        ]
+        out.append(delivery.model_dump(mode="json", exclude={"subscriber_id"}) | {"papers": papers})
+    return out
 
 
 def stats(session: Session, *, days: int = 14, today: date | None = None) -> list[dict[str, Any]]:
     """Per digest date: due (rows recorded), sent, skipped, failed, unfinished — newest first."""
     since = (today or utcnow().date()) - timedelta(days=days - 1)
     rows = session.exec(
-        select(Delivery.digest_date, Delivery.status, func.count())
+        select(col(Delivery.digest_date), col(Delivery.status), func.count())
         .where(col(Delivery.digest_date) >= since)
         .group_by(col(Delivery.digest_date), col(Delivery.status))
     )

@@ -18,6 +18,7 @@ from newsletter.papers.models import Paper
 from newsletter.settings import Settings
 from newsletter.tokens import MAX_AGE, Purpose, link
 from subscribers.models import Frequency, Subscriber
+from subscribers.profile import followed_author
 
 #: Authors listed before "et al."; categories shown; abstract characters kept.
 MAX_AUTHORS = 3
@@ -40,6 +41,7 @@ class DigestItem:
     matched_interest: str | None = None
     highlight: str | None = None
     reason: str = "interest"
+    score: float = 0.0
 
 
 def shorten(text: str, limit: int) -> str:
@@ -98,7 +100,7 @@ def _paper_links(paper: Paper) -> list[dict[str, str]]:
 def why_picked(item: DigestItem) -> str:
     """One line telling the reader why this paper is here (matched interest + highlight)."""
     if item.reason == "author" and item.matched_interest:
-        head = f"By {item.matched_interest.removeprefix('author:').strip()}, an author you follow"
+        head = f"By {followed_author(item.matched_interest) or item.matched_interest}, an author you follow"
     elif item.reason in _REASON_TEXT:
         head = _REASON_TEXT[item.reason]
     elif item.matched_interest:
@@ -159,9 +161,8 @@ def digest_context(
     picked = {item.paper.id for item in items}
     cadence = "weekly" if subscriber.frequency == Frequency.WEEKLY else "daily"
     interests = list(subscriber.interests)
-    why = (
-        f"You get this {cadence} digest because {subscriber.email} subscribed"
-        + (f" with the interests: {', '.join(interests)}." if interests else ".")
+    why = f"You get this {cadence} digest because {subscriber.email} subscribed" + (
+        f" with the interests: {', '.join(interests)}." if interests else "."
     )
     day = f"{digest_date:%A} {digest_date.day} {digest_date:%B %Y}"
     return {

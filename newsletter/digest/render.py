@@ -103,9 +103,7 @@ def _render(stem: str, context: dict[str, Any]) -> RenderedEmail:
     html = html_template(f"{stem}.mjml").render(context)
     text = _environment(False).get_template(f"{stem}.txt.j2").render(context)
     text = re.sub(r"\n{3,}", "\n\n", text)
-    return RenderedEmail(
-        subject=context["subject"], preheader=context["preheader"], html=html, text=text
-    )
+    return RenderedEmail(subject=context["subject"], preheader=context["preheader"], html=html, text=text)
 
 
 def render_digest(

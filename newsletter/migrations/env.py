@@ -3,13 +3,13 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import newsletter.models  # noqa: F401  (registers every table on SQLModel.metadata)
+import newsletter.migrations.schema  # noqa: F401  (registers every table on SQLModel.metadata)
 
 # Tables that other libraries own (APScheduler's job store) are not ours to migrate.
 FOREIGN_TABLES = {"apscheduler_jobs"}
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+def include_object(obj, name, type_, reflected, compare_to):
     """Leave tables we do not own out of autogenerate and `check`."""
     return not (type_ == "table" and name in FOREIGN_TABLES)
 

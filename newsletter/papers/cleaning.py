@@ -47,9 +47,46 @@ _TITLE_KEY_DROP = re.compile(r"[^\w]+")
 
 #: Old-style font, size and spacing switches that carry no text.
 _SWITCHES = frozenset(
-    "it bf rm sc sf tt em sl up md small large Large LARGE huge Huge normalsize footnotesize "
-    "scriptsize tiny noindent relax displaystyle textstyle scriptstyle left right big Big "
-    "bigl bigr Bigl Bigr nonumber limits nolimits mathstrut strut".split()
+    [
+        "it",
+        "bf",
+        "rm",
+        "sc",
+        "sf",
+        "tt",
+        "em",
+        "sl",
+        "up",
+        "md",
+        "small",
+        "large",
+        "Large",
+        "LARGE",
+        "huge",
+        "Huge",
+        "normalsize",
+        "footnotesize",
+        "scriptsize",
+        "tiny",
+        "noindent",
+        "relax",
+        "displaystyle",
+        "textstyle",
+        "scriptstyle",
+        "left",
+        "right",
+        "big",
+        "Big",
+        "bigl",
+        "bigr",
+        "Bigl",
+        "Bigr",
+        "nonumber",
+        "limits",
+        "nolimits",
+        "mathstrut",
+        "strut",
+    ]
 )
 
 
@@ -61,7 +98,7 @@ class _TextOnly(LatexNodes2Text):
     argument (`\\boldsymbol{x}`) keeps the argument.
     """
 
-    def macro_node_to_text(self, node):  # type: ignore[no-untyped-def]
+    def macro_node_to_text(self, node):
         if self.latex_context.get_macro_spec(node.macroname) is not None:
             return super().macro_node_to_text(node)
         args = [a for a in (node.nodeargd.argnlist if node.nodeargd else []) if a is not None]

@@ -30,7 +30,7 @@ from sqlmodel import Session
 
 from newsletter.errors import UserError
 from newsletter.papers.records import PaperRecord, Progress, Skip, SourceStats, parse_arxiv_id
-from newsletter.papers.sources import Fetched, parse_datetime
+from newsletter.papers.sources.base import Fetched, parse_datetime
 from newsletter.papers.store import store_records
 
 FORMATS = ("papers-page", "jsonl", "csv", "arxiv-snapshot")
@@ -144,9 +144,7 @@ def record_from_snapshot(row: dict[str, Any], where: str) -> PaperRecord | Skip:
     version_numbers = [
         int(v["version"].lstrip("v")) for v in versions if isinstance(v, dict) and v.get("version")
     ]
-    first_created = (
-        versions[0].get("created") if versions and isinstance(versions[0], dict) else None
-    )
+    first_created = versions[0].get("created") if versions and isinstance(versions[0], dict) else None
     parsed = row.get("authors_parsed")
     if isinstance(parsed, list) and parsed:
         authors = [" ".join(p for p in (a[1], a[0], *a[2:]) if p).strip() for a in parsed if a]

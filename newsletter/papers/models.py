@@ -42,11 +42,3 @@ class Paper(PaperBase, table=True):
     links: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     modified_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class PaperPublic(PaperBase):
-    """What `papers list --format json` and the API show of a paper."""
-
-    id: int
-    first_seen_at: datetime
-    links: dict[str, Any]

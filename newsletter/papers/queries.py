@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -10,20 +10,6 @@ from sqlmodel import Session, col, select
 from newsletter.errors import UserError
 from newsletter.papers.models import Paper
 from newsletter.papers.records import parse_arxiv_id
-
-#: Keys of `papers list --format json`, in order; scripts rely on them, so they stay.
-ROW_KEYS = (
-    "id",
-    "arxiv_id",
-    "title",
-    "abstract",
-    "authors",
-    "categories",
-    "published",
-    "url",
-    "upvotes",
-    "first_seen",
-)
 
 
 def paper_row(paper: Paper) -> dict[str, Any]:
@@ -60,15 +46,11 @@ def paper_detail(paper: Paper) -> dict[str, Any]:
     return row
 
 
-def list_papers(
-    session: Session, *, since: date | None = None, limit: int | None = None
-) -> list[Paper]:
+def list_papers(session: Session, *, since: date | None = None, limit: int | None = None) -> list[Paper]:
     """Papers first seen on or after `since`, most recently seen first."""
     query = select(Paper).order_by(col(Paper.first_seen_at).desc(), col(Paper.id).desc())
     if since:
-        query = query.where(
-            col(Paper.first_seen_at) >= datetime.combine(since, datetime.min.time(), UTC)
-        )
+        query = query.where(col(Paper.first_seen_at) >= datetime.combine(since, datetime.min.time(), UTC))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
@@ -84,7 +66,24 @@ def find_paper(session: Session, ref: str) -> Paper:
         if arxiv_id:
             paper = session.exec(select(Paper).where(Paper.arxiv_id == arxiv_id)).first()
     if paper is None:
-        raise UserError(
-            f"no paper {ref!r}; give a number from `newsletter papers list` or an arXiv id"
-        )
+        raise UserError(f"no paper {ref!r}; give a number from `newsletter papers list` or an arXiv id")
     return paper
+
+
+def trending(session: Session, digest_date: date, limit: int = 60) -> list[Paper]:
+    """The day's most upvoted papers (first seen the day before or on the date, UTC).
+
+    More than a digest shows are returned, so each reader's list still has some after
+    removing the papers already picked for them.
+    """
+    start = datetime.combine(digest_date, time.min, tzinfo=UTC)
+    return list(
+        session.exec(
+            select(Paper)
+            .where(col(Paper.upvotes).is_not(None), col(Paper.upvotes) > 0)
+            .where(col(Paper.first_seen_at) >= start - timedelta(days=1))
+            .where(col(Paper.first_seen_at) < start + timedelta(days=1))
+            .order_by(col(Paper.upvotes).desc(), col(Paper.id))
+            .limit(limit)
+        )
+    )

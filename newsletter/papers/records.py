@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 #: New-style (2007+) ids `2104.12255v1` and old-style `astro-ph/0601001v2`.
-_ARXIV_ID = re.compile(
-    r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>\d+))?$"
-)
+_ARXIV_ID = re.compile(r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>\d+))?$")
 
 
 def parse_arxiv_id(text: str | None) -> tuple[str | None, int | None]:

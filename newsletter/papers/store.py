@@ -14,14 +14,14 @@ memory bounded (the session only holds the current chunk's rows).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from newsletter.db import chunked
 from newsletter.dbtypes import utcnow
 from newsletter.papers.cleaning import clean_text, title_key
 from newsletter.papers.models import Paper
@@ -157,9 +157,7 @@ class _ChunkIndex:
         return rows[0] if rows else None
 
 
-def _store_chunk(
-    session: Session, items: list[_Prepared], stats: SourceStats, now: datetime
-) -> None:
+def _store_chunk(session: Session, items: list[_Prepared], stats: SourceStats, now: datetime) -> None:
     index = _ChunkIndex(session, items)
     for p in items:
         paper = index.match(p)
@@ -181,12 +179,6 @@ def _store_chunk(
     session.flush()
 
 
-def _chunks(items: Iterable[PaperRecord | Skip], size: int) -> Iterator[list[PaperRecord | Skip]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def store_records(
     session: Session,
     items: Iterable[PaperRecord | Skip],
@@ -197,7 +189,7 @@ def store_records(
 ) -> SourceStats:
     """Insert or merge every record into `session` (flushed, not committed); counts in `stats`."""
     now = now or utcnow()
-    for chunk in _chunks(items, CHUNK_SIZE):
+    for chunk in chunked(items, CHUNK_SIZE):
         prepared: list[_Prepared] = []
         for item in chunk:
             stats.fetched += 1

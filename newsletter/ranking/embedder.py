@@ -102,8 +102,3 @@ def dimension(settings: Settings) -> int:
     # sentence-transformers ≥ 5 renamed the method; keep both working.
     size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(size() or 0)
-
-
-def max_tokens(settings: Settings) -> int:
-    """Tokens the model reads; text past this is cut (README: "What is embedded")."""
-    return int(get_model(settings).max_seq_length)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -36,9 +35,6 @@ def shorten(sentence: str) -> str:
     if len(sentence) <= MAX_HIGHLIGHT_CHARS:
         return sentence
     return sentence[:MAX_HIGHLIGHT_CHARS].rsplit(" ", 1)[0] + "…"
-
-
-SentenceVectors = Callable[[Sequence[str]], np.ndarray]
 
 
 def highlight(

@@ -1,14 +1,14 @@
-"""A subscriber's interests read as signals: phrases, followed authors, exclusions, votes.
+"""A subscriber's signals for scoring: topic phrases, followed authors, exclusions, votes.
 
-`author: Yann LeCun` follows an author; `-medical imaging` excludes a topic; every other
-phrase is an interest. Liked and disliked papers (votes) are signals too.
+The interest syntax is `subscribers.profile`'s; this module only adds the votes (liked and
+disliked papers), which are signals too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-AUTHOR_PREFIX = "author:"
+from subscribers.profile import read_interests
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,6 @@ class Profile:
     excludes: tuple[str, ...] = ()
     liked: tuple[int, ...] = ()
     disliked: tuple[int, ...] = ()
-    extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -28,23 +27,7 @@ class Profile:
         return not (self.phrases or self.authors or self.liked)
 
 
-def parse_profile(
-    interests: list[str], liked: tuple[int, ...] = (), disliked: tuple[int, ...] = ()
-) -> Profile:
-    """Sort already-validated interest phrases into interests, authors and exclusions."""
-    phrases: list[str] = []
-    authors: list[str] = []
-    excludes: list[str] = []
-    for raw in interests:
-        text = " ".join(raw.split())
-        if text.lower().startswith(AUTHOR_PREFIX):
-            name = text[len(AUTHOR_PREFIX) :].strip()
-            if name:
-                authors.append(name)
-        elif text.startswith("-"):
-            topic = text[1:].strip()
-            if topic:
-                excludes.append(topic)
-        elif text:
-            phrases.append(text)
-    return Profile(tuple(phrases), tuple(authors), tuple(excludes), tuple(liked), tuple(disliked))
+def profile_for(interests: list[str], liked: tuple[int, ...] = (), disliked: tuple[int, ...] = ()) -> Profile:
+    """The signals of already-validated interest phrases and a person's votes."""
+    parsed = read_interests(interests)
+    return Profile(parsed.topics, parsed.authors, parsed.excludes, tuple(liked), tuple(disliked))

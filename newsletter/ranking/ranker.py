@@ -3,6 +3,7 @@
 No database, no model: `service` gathers the arrays, this module does the arithmetic. Each
 distinct signal (phrase, exclusion, voted paper) is scored against every candidate once;
 profiles are then ranked in chunks of `CHUNK`, so memory stays bounded however many there are.
+`HybridRanker` is the default `Ranker` (see `base`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import sparse
 
 from newsletter.ranking import lexical, scoring, select
 from newsletter.ranking.authors import AuthorIndex
+from newsletter.ranking.base import Ranker
 from newsletter.ranking.profiles import Profile
 from newsletter.ranking.store import paper_text, phrase_key
 
@@ -56,7 +59,7 @@ class Candidates:
         return AuthorIndex(self.bylines)
 
     @cached_property
-    def neighbours(self):  # type: ignore[no-untyped-def]
+    def neighbours(self) -> sparse.csr_matrix:
         return scoring.neighbour_matrix(self.vectors, scoring.WEIGHTS.neighbours)
 
     @cached_property
@@ -67,13 +70,13 @@ class Candidates:
         return (self.vectors @ self.vectors.T).astype(np.float32, copy=False)
 
     @cached_property
-    def rows(self) -> dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]]:
+    def rows(self) -> dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Scored signal rows kept with the pool: callers ranking in chunks score each
         distinct phrase once."""
         return {}
 
     @cached_property
-    def explanations(self) -> dict[tuple[object, ...], object]:
+    def explanations(self) -> dict[tuple[object, ...], Any]:
         """Explanations of (paper, signal) pairs, shared by every reader and call (service)."""
         return {}
 
@@ -89,6 +92,14 @@ class VotedPaper:
     vector: np.ndarray
     title: str
     abstract: str
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The query vectors the edge looked up: phrase key → vector, voted paper id → paper."""
+
+    phrases: Mapping[str, np.ndarray]
+    voted: Mapping[int, VotedPaper]
 
 
 @dataclass
@@ -171,9 +182,7 @@ def _score_signals(
     lex = lexical.scores(cands.index, texts)
     dense = queries @ cands.vectors.T
     interest = np.array([k == "interest" for k, _ in order], dtype=bool)
-    fused = scoring.signal_scores(
-        queries, cands.vectors, lex, refine_rows=interest, weights=weights
-    )
+    fused = scoring.signal_scores(queries, cands.vectors, lex, refine_rows=interest, weights=weights)
     # Exclusions judge the paper itself: only positive signals borrow from neighbours.
     positive = np.flatnonzero([k != "exclude" for k, _ in order])
     fused[positive] = scoring.smooth(fused[positive], cands.neighbours, weights)
@@ -192,11 +201,13 @@ def _padded(lists: list[list[int]]) -> np.ndarray:
 
 def profile_index(signals: Signals, profiles: Sequence[Profile]) -> scoring.ProfileIndex:
     """Padded row indices of each profile's positive, exclusion and disliked signals."""
-    positive, exclude, disliked = [], [], []
+    positive: list[list[int]] = []
+    exclude: list[list[int]] = []
+    disliked: list[list[int]] = []
     for p in profiles:
-        rows = [signals.row[("interest", phrase_key(x))] for x in p.phrases]
-        rows += [signals.row[("liked", pid)] for pid in p.liked if ("liked", pid) in signals.row]
-        positive.append(rows)
+        mine = [signals.row[("interest", phrase_key(x))] for x in p.phrases]
+        mine += [signals.row[("liked", pid)] for pid in p.liked if ("liked", pid) in signals.row]
+        positive.append(mine)
         exclude.append([signals.row[("exclude", phrase_key(x))] for x in p.excludes])
         disliked.append(
             [signals.row[("disliked", pid)] for pid in p.disliked if ("disliked", pid) in signals.row]
@@ -222,9 +233,7 @@ def score_chunk(
 ) -> tuple[np.ndarray, np.ndarray, scoring.ProfileIndex]:
     """S × N relevance, which positive signal won, and the index used (for explanations)."""
     index = profile_index(signals, profiles)
-    scores, which = scoring.profile_scores(
-        signals.fused, signals.dense, index, cands.prior, scoring.WEIGHTS
-    )
+    scores, which = scoring.profile_scores(signals.fused, signals.dense, index, cands.prior, scoring.WEIGHTS)
     return scores, which, index
 
 
@@ -253,8 +262,11 @@ def rank(
                 scores[i, list(blocked[start + i])] = scoring.NEG
             if profile.authors:
                 cols = {c for a in profile.authors for c in cands.authors.papers_by(a)}
-                cols = {c for c in cols if np.isfinite(scores[i, c]) or _only_excluded(
-                    first_column, blocked, start + i, c)}
+                cols = {
+                    c
+                    for c in cols
+                    if np.isfinite(scores[i, c]) or _only_excluded(first_column, blocked, start + i, c)
+                }
                 for c in cols:
                     base = scores[i, c] if np.isfinite(scores[i, c]) else 0.0
                     scores[i, c] = AUTHOR_BOOST + max(float(base), 0.0)
@@ -271,9 +283,7 @@ def rank(
             else np.full_like(picked, -1)
         )
         kinds = signals.kind
-        for i, (cols, vals, rows) in enumerate(
-            zip(picked.tolist(), values.tolist(), matched.tolist())
-        ):
+        for i, (cols, vals, rows) in enumerate(zip(picked.tolist(), values.tolist(), matched.tolist())):
             choices = []
             mine = author_hits.get(i, ())
             for col, value, row in zip(cols, vals, rows):
@@ -295,3 +305,33 @@ def _only_excluded(
     if first_column is not None and col < first_column[i]:
         return False
     return not (blocked is not None and col in set(blocked[i]))
+
+
+class HybridRanker(Ranker):
+    """Per-signal dense + lexical fusion with feedback and smoothing, max over a profile's
+    signals blended with the whole profile, then threshold, cap and MMR."""
+
+    name = "hybrid"
+
+    def rank(
+        self,
+        cands: Candidates,
+        profiles: Sequence[Profile],
+        queries: Queries,
+        *,
+        caps: Sequence[int],
+        min_score: float,
+        first_column: Sequence[int] | None = None,
+        blocked: Sequence[Sequence[int]] | None = None,
+    ) -> tuple[Signals, list[list[Choice]]]:
+        signals = build_signals(cands, profiles, queries.phrases, queries.voted)
+        choices = rank(
+            cands,
+            profiles,
+            signals,
+            caps=caps,
+            min_score=min_score,
+            first_column=first_column,
+            blocked=blocked,
+        )
+        return signals, choices

@@ -106,9 +106,7 @@ def neighbour_matrix(papers: np.ndarray, k: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((data, (rows, cols.ravel())), shape=(n, n))
 
 
-def smooth(
-    fused: np.ndarray, neighbours: sparse.csr_matrix, weights: Weights = WEIGHTS
-) -> np.ndarray:
+def smooth(fused: np.ndarray, neighbours: sparse.csr_matrix, weights: Weights = WEIGHTS) -> np.ndarray:
     """Blend each score with its neighbours' mean score (see `Weights.smoothing`)."""
     if weights.smoothing <= 0 or fused.size == 0:
         return fused
@@ -137,9 +135,7 @@ def signal_scores(
     return fused
 
 
-def prior(
-    upvotes: np.ndarray, age_days: np.ndarray, weights: Weights = WEIGHTS
-) -> np.ndarray:
+def prior(upvotes: np.ndarray, age_days: np.ndarray, weights: Weights = WEIGHTS) -> np.ndarray:
     """A small per-paper bonus for popularity and freshness (0 for unknown values)."""
     popular = np.minimum(np.log1p(np.maximum(upvotes, 0)) / np.log1p(100.0), 1.0)
     fresh = np.power(0.5, np.maximum(age_days, 0) / weights.recency_half_life_days)
@@ -241,14 +237,10 @@ def profile_scores(
     `signals` holds fused rows (phrases, liked papers already scaled); `dense` holds the
     plain cosines used for disliked papers.
     """
-    best, which = gather_max(
-        signals, profiles.positive, weights.breadth, weights.blend, profiles.norms
-    )
+    best, which = gather_max(signals, profiles.positive, weights.breadth, weights.blend, profiles.norms)
     if profiles.disliked.shape[1]:
         worst, _ = gather_max(dense, profiles.disliked)
-        best = best - np.float32(weights.disliked) * np.maximum(
-            worst - np.float32(weights.disliked_floor), 0
-        )
+        best = best - np.float32(weights.disliked) * np.maximum(worst - np.float32(weights.disliked_floor), 0)
     if profiles.exclude.shape[1]:
         hit, _ = gather_max(signals, profiles.exclude)
         best = np.where(hit >= weights.exclusion, NEG, best)

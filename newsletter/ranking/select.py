@@ -39,8 +39,10 @@ def mmr(
     if s_count == 0 or n == 0 or width == 0:
         return picked, values
     pool = min(n, max(MIN_POOL, POOL_FACTOR * width))
-    top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool] if pool < n else np.tile(
-        np.arange(n), (s_count, 1)
+    top = (
+        np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
+        if pool < n
+        else np.tile(np.arange(n), (s_count, 1))
     )
     rel = np.take_along_axis(scores, top, axis=1)
     available = np.isfinite(rel) & (rel >= min_score)
@@ -56,6 +58,7 @@ def mmr(
         available[rows[ok], best[ok]] = False
         # Cosines of each pool member to the paper just picked (S × M).
         if pooled is None:
+            assert gram is not None
             sim = gram[top, top[rows, best][:, None]]
         else:
             sim = np.matmul(pooled, pooled[rows, best][:, :, None])[:, :, 0]

@@ -1,31 +1,34 @@
-"""The database edge of ranking: gather arrays for many subscribers, rank, explain.
+"""The edge of ranking: load candidates and vectors, hand them to a `Ranker`, explain picks.
 
-Everything here reads the database in bulk (IN-lists of QUERY_CHUNK ids) and hands arrays to
-the pure `ranker`; there is no query per subscriber and no Python loop over subscribers ×
-papers. Nothing here commits: new vectors are flushed into the caller's transaction.
+Callers describe each reader as a `RankRequest` (signals, the papers to leave out, since when
+papers are new, how many to pick); what a reader was already sent or voted on is theirs to
+gather (`jobs.compose`), so ranking never reads the delivery tables. Everything here reads
+papers and vectors in bulk (IN-lists) and hands arrays to the pure ranker; there is no query
+per subscriber and no Python loop over subscribers × papers. Nothing here commits: new
+vectors are flushed into the caller's transaction.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
-from sqlmodel import Session, col, func, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
+from newsletter.db import chunked
 from newsletter.dbtypes import utcnow
-from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
 from newsletter.errors import UserError
 from newsletter.papers.models import Paper
 from newsletter.ranking import explain, ranker, store
 from newsletter.ranking.authors import parse_name, same_person
-from newsletter.ranking.profiles import Profile, parse_profile
-from newsletter.ranking.store import QUERY_CHUNK, phrase_key
+from newsletter.ranking.base import Ranker, get_ranker
+from newsletter.ranking.profiles import Profile, profile_for
+from newsletter.ranking.store import phrase_key
 from newsletter.settings import Settings
-from subscribers.models import Feedback, Subscriber
-from subscribers.profile import parse_interests
+from subscribers.profile import author_interest, parse_interests
 
 #: Sentence vectors of abstracts, per (model, abstract text): highlights of a paper picked for
 #: thousands of subscribers are computed once per process. Keyed by the text, not the paper
@@ -48,15 +51,19 @@ class Pick:
     highlight: str | None
 
 
-def embed_missing(
-    session: Session, settings: Settings, progress: Callable[[int], None] | None = None
-) -> int:
+def embed_missing(session: Session, settings: Settings, progress: Callable[[int], None] | None = None) -> int:
     """Embed every paper without a vector under the configured model; returns how many."""
     return store.embed_missing(session, settings, progress)
 
 
-def _chunks(items: Sequence[int]) -> list[list[int]]:
-    return [list(items[i : i + QUERY_CHUNK]) for i in range(0, len(items), QUERY_CHUNK)]
+@dataclass(frozen=True)
+class RankRequest:
+    """One reader to rank for: their signals, which papers are new to them, what to leave out."""
+
+    profile: Profile
+    since: datetime | None  # candidates are papers first seen after this (None: all stored)
+    leave_out: Collection[int]  # paper ids never to pick (already sent, voted on)
+    cap: int  # at most this many picks
 
 
 @dataclass
@@ -78,13 +85,18 @@ def _load_pool(
 ) -> _Pool:
     from newsletter.ranking import embedder, scoring
 
-    query = select(
-        Paper.id, Paper.upvotes, Paper.published_at, Paper.first_seen_at, Paper.modified_at
-    ).where(Paper.first_seen_at <= now)
+    # SQLAlchemy's own select: SQLModel's types stop at four columns.
+    query = sa.select(
+        col(Paper.id),
+        col(Paper.upvotes),
+        col(Paper.published_at),
+        col(Paper.first_seen_at),
+        col(Paper.modified_at),
+    ).where(col(Paper.first_seen_at) <= now)
     if since is not None:
-        query = query.where(Paper.first_seen_at > since)
-    rows = list(session.exec(query.order_by(col(Paper.first_seen_at), col(Paper.id))))
-    ids = [r[0] for r in rows]
+        query = query.where(col(Paper.first_seen_at) > since)
+    rows = list(session.connection().execute(query.order_by(col(Paper.first_seen_at), col(Paper.id))))
+    ids = [int(r[0] or 0) for r in rows]
     key = (
         settings.resolved_database_url,
         embedder.model_identity(settings),
@@ -98,9 +110,7 @@ def _load_pool(
             _POOLS.pop(next(iter(_POOLS)))
         _POOLS[key] = cands
     upvotes = np.array([r[1] or 0 for r in rows], dtype=np.float32)
-    age = np.array(
-        [((now - (r[2] or r[3])).total_seconds() / 86400.0) for r in rows], dtype=np.float32
-    )
+    age = np.array([((now - (r[2] or r[3])).total_seconds() / 86400.0) for r in rows], dtype=np.float32)
     cands.prior = scoring.prior(upvotes, age)
     first_seen = np.array([r[3].replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
     return _Pool(cands, first_seen)
@@ -111,17 +121,13 @@ def _build_candidates(
 ) -> ranker.Candidates:
     """Texts, bylines and vectors of the papers `ids`, in that order."""
     found: dict[int, tuple[str, str, list[str]]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         for pid, title, abstract, authors in session.exec(
-            select(Paper.id, Paper.title, Paper.abstract, Paper.authors).where(
-                col(Paper.id).in_(chunk)
-            )
+            select(Paper.id, Paper.title, Paper.abstract, Paper.authors).where(col(Paper.id).in_(chunk))
         ):
-            found[pid] = (title, abstract or "", list(authors or []))
+            found[pid or 0] = (title, abstract or "", list(authors or []))
     vectors = (
-        store.paper_vectors(session, settings, ids, dim)
-        if ids
-        else np.zeros((0, dim or 1), dtype=np.float32)
+        store.paper_vectors(session, settings, ids, dim) if ids else np.zeros((0, dim or 1), dtype=np.float32)
     )
     return ranker.Candidates(
         ids=np.array(ids, dtype=np.int64),
@@ -133,23 +139,19 @@ def _build_candidates(
     )
 
 
-def _voted(
-    session: Session, settings: Settings, ids: set[int], dim: int
-) -> dict[int, ranker.VotedPaper]:
+def _voted(session: Session, settings: Settings, ids: set[int], dim: int) -> dict[int, ranker.VotedPaper]:
     """Vectors and texts of the papers people voted on (they may be old papers)."""
     ordered = sorted(ids)
     if not ordered:
         return {}
     vectors = store.paper_vectors(session, settings, ordered, dim)
     texts: dict[int, tuple[str, str]] = {}
-    for chunk in _chunks(ordered):
+    for chunk in chunked(ordered):
         for pid, title, abstract in session.exec(
             select(Paper.id, Paper.title, Paper.abstract).where(col(Paper.id).in_(chunk))
         ):
-            texts[pid] = (title, abstract or "")
-    return {
-        pid: ranker.VotedPaper(vector, *texts[pid]) for pid, vector in zip(ordered, vectors)
-    }
+            texts[pid or 0] = (title, abstract or "")
+    return {pid: ranker.VotedPaper(vector, *texts[pid]) for pid, vector in zip(ordered, vectors)}
 
 
 def _phrase_vectors(
@@ -162,42 +164,52 @@ def _phrase_vectors(
     return {phrase_key(p): v for p, v in zip(phrases, vectors)}
 
 
-def _rank(
+def rank(
     session: Session,
     settings: Settings,
-    profiles: list[Profile],
+    requests: Sequence[RankRequest],
     *,
-    since: list[datetime | None],
-    blocked_ids: list[set[int]],
-    caps: list[int],
     now: datetime,
-    dense_highlights: bool,
+    dense_highlights: bool = False,
+    ranker_name: str | None = None,
 ) -> list[list[Pick]]:
-    """Rank `profiles` against the papers each may still get; explain every pick.
+    """Each request's picks among the papers it may still get, best first, explained.
 
     `dense_highlights` lets the model pick highlights that no shared word can (one profile's
     preview); a whole digest run keeps to word-chosen highlights, because encoding the
-    sentences of every picked abstract would cost more than all the ranking.
+    sentences of every picked abstract would cost more than all the ranking. `ranker_name`
+    picks a registered `Ranker` (default: the `ranker` setting).
     """
+    profiles = [r.profile for r in requests]
+    since = [r.since for r in requests]
     phrase_vecs = _phrase_vectors(session, settings, profiles)
     dim = next(iter(phrase_vecs.values())).shape[0] if phrase_vecs else None
-    earliest = None if any(s is None for s in since) else min(since, default=None)
+    dated = [s for s in since if s is not None]
+    earliest = min(dated) if dated and len(dated) == len(since) else None
     pool = _load_pool(session, settings, earliest, now, dim)
     cands = pool.cands
     if len(cands.ids) == 0:
         return [[] for _ in profiles]
     dim = cands.vectors.shape[1]
     voted = _voted(session, settings, {pid for p in profiles for pid in (*p.liked, *p.disliked)}, dim)
-    signals = ranker.build_signals(cands, profiles, phrase_vecs, voted)
+    chosen_ranker: Ranker = get_ranker(ranker_name or settings.ranker)
     # Readers share a handful of distinct `since` values (their last digest): look each up once.
-    starts = {s: 0 if s is None else int(np.searchsorted(
-        pool.first_seen, np.datetime64(s.replace(tzinfo=None), "us"), side="right"))
-        for s in set(since)}
+    starts = {
+        s: 0
+        if s is None
+        else int(np.searchsorted(pool.first_seen, np.datetime64(s.replace(tzinfo=None), "us"), side="right"))
+        for s in set(since)
+    }
     first_column = [starts[s] for s in since]
-    blocked = [[cands.column[pid] for pid in ids if pid in cands.column] for ids in blocked_ids]
-    choices = ranker.rank(
-        cands, profiles, signals, caps=caps, min_score=settings.min_score,
-        first_column=first_column, blocked=blocked,
+    blocked = [[cands.column[pid] for pid in r.leave_out if pid in cands.column] for r in requests]
+    signals, choices = chosen_ranker.rank(
+        cands,
+        profiles,
+        ranker.Queries(phrase_vecs, voted),
+        caps=[r.cap for r in requests],
+        min_score=settings.min_score,
+        first_column=first_column,
+        blocked=blocked,
     )
     query_vectors = {
         r: (phrase_vecs.get(phrase_key(signals.label[r])) if signals.kind[r] == "interest" else None)
@@ -226,12 +238,16 @@ def _rank(
             )
             shared = memo.get(key)
             if shared is None:
-                shared = memo[key] = _explain(
-                    cands, signals, profile, c, query_vectors, sentence_vectors
-                )
+                shared = memo[key] = _explain(cands, signals, profile, c, query_vectors, sentence_vectors)
             picks.append(
-                Pick(shared.paper_id, round(score, 4), shared.reason, shared.matched_interest,
-                     shared.matched_terms, shared.highlight)
+                Pick(
+                    shared.paper_id,
+                    round(score, 4),
+                    shared.reason,
+                    shared.matched_interest,
+                    shared.matched_terms,
+                    shared.highlight,
+                )
             )
         out.append(picks)
     return out
@@ -290,10 +306,10 @@ def _explain(
     if choice.reason == "author":
         names = [parse_name(a) for a in cands.bylines[c]]
         followed = next(
-            a for a in profile.authors
-            if (f := parse_name(a)) and any(n and same_person(f, n) for n in names)
+            a for a in profile.authors if (f := parse_name(a)) and any(n and same_person(f, n) for n in names)
         )
-        interest, terms, vector = f"author: {followed}", (), None
+        interest, vector = author_interest(followed), None
+        terms: tuple[str, ...] = ()
     else:
         assert choice.signal is not None
         interest = signals.label[choice.signal]
@@ -314,89 +330,6 @@ def _explain(
     )
 
 
-def _last_sent(session: Session, ids: list[int]) -> dict[int, datetime]:
-    out: dict[int, datetime] = {}
-    for chunk in _chunks(ids):
-        query = (
-            select(Delivery.subscriber_id, func.max(Delivery.sent_at))
-            .where(Delivery.status == DeliveryStatus.SENT, col(Delivery.subscriber_id).in_(chunk))
-            .group_by(col(Delivery.subscriber_id))
-        )
-        for sid, sent_at in session.exec(query):
-            if sent_at is not None:
-                out[sid] = sent_at
-    return out
-
-
-def _already_sent(session: Session, ids: list[int], since: datetime | None) -> dict[int, set[int]]:
-    """Papers in each subscriber's non-failed deliveries (restricted to possible candidates)."""
-    out: dict[int, set[int]] = defaultdict(set)
-    for chunk in _chunks(ids):
-        query = (
-            select(Delivery.subscriber_id, DeliveryItem.paper_id)
-            .join(DeliveryItem, col(DeliveryItem.delivery_id) == col(Delivery.id))
-            .where(Delivery.status != DeliveryStatus.FAILED, col(Delivery.subscriber_id).in_(chunk))
-        )
-        if since is not None:
-            query = query.join(Paper, col(Paper.id) == col(DeliveryItem.paper_id)).where(
-                Paper.first_seen_at > since
-            )
-        for sid, pid in session.exec(query):
-            out[sid].add(pid)
-    return out
-
-
-def _votes(session: Session, ids: list[int]) -> dict[int, dict[int, int]]:
-    out: dict[int, dict[int, int]] = defaultdict(dict)
-    for chunk in _chunks(ids):
-        for sid, pid, vote in session.exec(
-            select(Feedback.subscriber_id, Feedback.paper_id, Feedback.vote).where(
-                col(Feedback.subscriber_id).in_(chunk)
-            )
-        ):
-            out[sid][pid] = vote
-    return out
-
-
-def recommend(
-    session: Session,
-    settings: Settings,
-    subscribers: Sequence[Subscriber],
-    *,
-    now: datetime | None = None,
-) -> dict[int, list[Pick]]:
-    """Each subscriber's next digest: new, unsent papers above min_score, best first.
-
-    Candidates are papers first seen since the subscriber's last sent digest (else the last
-    `candidate_window_days`); papers already in a non-failed delivery, or voted on, never come
-    back; at most `max_papers`; an empty list is a legitimate answer.
-    """
-    now = now or utcnow()
-    ids = [s.id for s in subscribers if s.id is not None]
-    last = _last_sent(session, ids)
-    window = now - timedelta(days=settings.candidate_window_days)
-    since = [last.get(s.id, window) if s.id is not None else window for s in subscribers]
-    earliest = min(since, default=window)
-    sent = _already_sent(session, ids, earliest)
-    votes = _votes(session, ids)
-    profiles = []
-    for s in subscribers:
-        mine = votes.get(s.id or -1, {})
-        profiles.append(
-            parse_profile(
-                list(s.interests),
-                liked=tuple(p for p, v in mine.items() if v > 0),
-                disliked=tuple(p for p, v in mine.items() if v < 0),
-            )
-        )
-    blocked = [sent.get(s.id or -1, set()) | set(votes.get(s.id or -1, {})) for s in subscribers]
-    picks = _rank(
-        session, settings, profiles, since=list(since), blocked_ids=blocked,
-        caps=[s.max_papers for s in subscribers], now=now, dense_highlights=False,
-    )
-    return {s.id: p for s, p in zip(subscribers, picks) if s.id is not None}
-
-
 def recommend_for_interests(
     session: Session,
     settings: Settings,
@@ -408,11 +341,8 @@ def recommend_for_interests(
     """The papers a profile of `interests` would get now (since `since`, else all stored)."""
     if not 1 <= limit <= 1000:
         raise UserError(f"limit {limit} is outside 1–1000")
-    profile = parse_profile(parse_interests(interests))
+    profile = profile_for(parse_interests(interests))
     if profile.empty:
         raise UserError("only exclusions given; add at least one interest or `author: Name`")
-    picks = _rank(
-        session, settings, [profile], since=[since], blocked_ids=[set()], caps=[limit],
-        now=utcnow(), dense_highlights=True,
-    )
-    return picks[0]
+    request = RankRequest(profile, since, (), limit)
+    return rank(session, settings, [request], now=utcnow(), dense_highlights=True)[0]

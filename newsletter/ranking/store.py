@@ -7,7 +7,7 @@ a vector that fails is embedded again and replaced, never silently used.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -15,13 +15,12 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from newsletter.db import chunked
 from newsletter.papers.models import Paper
 from newsletter.ranking import embedder
 from newsletter.ranking.models import PaperEmbedding, PhraseEmbedding
 from newsletter.settings import Settings
 
-#: Rows per IN (...) query: far below SQLite's and PostgreSQL's parameter limits.
-QUERY_CHUNK = 900
 #: Papers per encode call of `embed_missing`: big enough for full batches, small enough
 #: that the progress bar moves and a crash loses little work.
 EMBED_CHUNK = 1024
@@ -62,11 +61,6 @@ def paper_text(title: str, abstract: str) -> str:
     return f"{title}{joiner}{abstract}"
 
 
-def _chunks(items: Sequence[int] | Sequence[str], size: int = QUERY_CHUNK) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
 def _store_papers(session: Session, model: str, ids: list[int], vectors: np.ndarray) -> None:
     session.execute(
         delete(PaperEmbedding).where(
@@ -87,14 +81,14 @@ def _embed_papers(
     """Embed and store the papers `ids` (longest texts first, like encode's own sorting)."""
     model = embedder.model_identity(settings)
     texts: dict[int, str] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         for pid, title, abstract in session.exec(
             select(Paper.id, Paper.title, Paper.abstract).where(col(Paper.id).in_(chunk))
         ):
-            texts[pid] = paper_text(title, abstract)
+            texts[pid or 0] = paper_text(title, abstract)
     order = sorted(texts, key=lambda pid: -len(texts[pid]))
     out: dict[int, np.ndarray] = {}
-    for chunk in _chunks(order, EMBED_CHUNK):
+    for chunk in chunked(order, EMBED_CHUNK):
         vectors = embedder.encode(settings, [texts[pid] for pid in chunk])
         _store_papers(session, model, chunk, vectors)
         out.update(zip(chunk, vectors))
@@ -112,9 +106,7 @@ def missing_paper_ids(session: Session, settings: Settings) -> list[int]:
     return [pid for pid in session.exec(query) if pid is not None]
 
 
-def embed_missing(
-    session: Session, settings: Settings, progress: Callable[[int], None] | None = None
-) -> int:
+def embed_missing(session: Session, settings: Settings, progress: Callable[[int], None] | None = None) -> int:
     """Embed every paper that lacks a vector under the current model; returns how many."""
     ids = missing_paper_ids(session, settings)
     if ids:
@@ -131,7 +123,7 @@ def paper_vectors(
     """
     model = embedder.model_identity(settings)
     found: dict[int, np.ndarray] = {}
-    for chunk in _chunks(list(paper_ids)):
+    for chunk in chunked(list(paper_ids)):
         rows = session.exec(
             select(
                 PaperEmbedding.paper_id,
@@ -168,7 +160,7 @@ def phrase_vectors(session: Session, settings: Settings, phrases: Sequence[str])
     unique = list(dict.fromkeys(keys))
     found: dict[str, np.ndarray] = {}
     dims: set[int] = set()
-    for chunk in _chunks(unique):
+    for chunk in chunked(unique):
         rows = session.exec(
             select(
                 PhraseEmbedding.phrase,
@@ -198,7 +190,7 @@ def phrase_vectors(session: Session, settings: Settings, phrases: Sequence[str])
 def _store_phrases(session: Session, model: str, keys: list[str], vectors: np.ndarray) -> None:
     """Insert phrase vectors; a phrase another process stored meanwhile is simply kept."""
     rows = [{"phrase": k, "model": model, **encode_row(v)} for k, v in zip(keys, vectors)]
-    for chunk in _chunks(rows):
+    for chunk in chunked(rows):
         try:
             with session.begin_nested():
                 session.execute(

@@ -7,18 +7,44 @@ from datetime import UTC, datetime
 from newsletter.papers.models import Paper
 
 TOPICS = [
-    ("Hyper-Connections: widening residual streams", "residual connections transformer depth training stability"),
-    ("Graph neural networks for molecule property prediction", "graph neural networks message passing molecules chemistry"),
-    ("Retrieval-augmented generation with long-context language models", "retrieval augmented generation language models long context"),
-    ("Diffusion models for high-resolution image synthesis", "diffusion models image generation denoising score matching"),
-    ("Reinforcement learning from human feedback at scale", "reinforcement learning human feedback reward model alignment"),
-    ("Protein structure prediction with equivariant networks", "protein folding structure prediction equivariant networks biology"),
-    ("Speech recognition for low-resource languages", "speech recognition low resource languages self-supervised audio"),
-    ("Sparse mixture-of-experts language models", "mixture of experts sparse routing language models efficiency"),
+    (
+        "Hyper-Connections: widening residual streams",
+        "residual connections transformer depth training stability",
+    ),
+    (
+        "Graph neural networks for molecule property prediction",
+        "graph neural networks message passing molecules chemistry",
+    ),
+    (
+        "Retrieval-augmented generation with long-context language models",
+        "retrieval augmented generation language models long context",
+    ),
+    (
+        "Diffusion models for high-resolution image synthesis",
+        "diffusion models image generation denoising score matching",
+    ),
+    (
+        "Reinforcement learning from human feedback at scale",
+        "reinforcement learning human feedback reward model alignment",
+    ),
+    (
+        "Protein structure prediction with equivariant networks",
+        "protein folding structure prediction equivariant networks biology",
+    ),
+    (
+        "Speech recognition for low-resource languages",
+        "speech recognition low resource languages self-supervised audio",
+    ),
+    (
+        "Sparse mixture-of-experts language models",
+        "mixture of experts sparse routing language models efficiency",
+    ),
 ]
 
 
-def make_paper(index: int, *, title: str | None = None, upvotes: int | None = None, **fields: object) -> Paper:
+def make_paper(
+    index: int, *, title: str | None = None, upvotes: int | None = None, **fields: object
+) -> Paper:
     """Paper number `index` (cycling through TOPICS); fields override anything."""
     topic_title, words = TOPICS[index % len(TOPICS)]
     base = title or f"{topic_title} ({index})"

@@ -80,7 +80,7 @@ class RecordedServer:
 
 def _handler_class(server: RecordedServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             request = Request(parts.path, dict(parse_qsl(parts.query)), time.monotonic())
             reply = server.answer(request)
@@ -108,9 +108,7 @@ def recorded_server() -> Iterator[RecordedServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(server))
     httpd.daemon_threads = True
     server.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server

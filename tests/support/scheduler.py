@@ -44,7 +44,5 @@ class SteppedScheduler(BaseScheduler):
 
 def stepped_service(settings: Settings, engine: Engine, holder: str) -> SchedulerService:
     """A SchedulerService as `newsletter scheduler` builds it, but stepped by the test."""
-    scheduler = build_scheduler(
-        settings, engine, scheduler_class=SteppedScheduler, executor=DebugExecutor()
-    )
+    scheduler = build_scheduler(settings, engine, scheduler_class=SteppedScheduler, executor=DebugExecutor())
     return SchedulerService(settings, scheduler=scheduler, holder=holder, heartbeat_thread=False)

@@ -54,7 +54,9 @@ class Reply:
 def rate_limited(seconds: float = 1.0) -> Reply:
     """429 with the reset time `seconds` from now, as SendGrid sends it."""
     reset = int(time.time() + seconds + 0.999)
-    return Reply(429, {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)})
+    return Reply(
+        429, {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+    )
 
 
 def mail_send_validator(spec_path: Path) -> Draft202012Validator:
@@ -112,10 +114,7 @@ class SendGridServer:
         """How many accepted messages each address got."""
         with self._lock:
             return Counter(
-                to["email"]
-                for body in self.accepted
-                for p in body["personalizations"]
-                for to in p["to"]
+                to["email"] for body in self.accepted for p in body["personalizations"] for to in p["to"]
             )
 
     def release(self) -> None:
@@ -138,9 +137,22 @@ class SendGridServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _answer(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _answer(
+        self, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
         if headers.get("authorization") != f"Bearer {self.api_key}":
-            return 401, {}, {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked", "field": None}]}
+            return (
+                401,
+                {},
+                {
+                    "errors": [
+                        {
+                            "message": "The provided authorization grant is invalid, expired, or revoked",
+                            "field": None,
+                        }
+                    ]
+                },
+            )
         try:
             body = json.loads(raw)
         except ValueError:
@@ -181,10 +193,10 @@ class SendGridServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.rstrip("/") != "/v3/mail/send":
                     status, headers, payload = 404, {}, {"errors": [{"message": "not found"}]}

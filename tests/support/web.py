@@ -26,14 +26,16 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from newsletter.settings import Settings
-from subscribers.web import create_app
+from newsletter.web import create_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _no_server_errors(response: httpx.Response) -> None:
     """Every request in the suite must get an answer below 500."""
-    assert response.status_code < 500, f"{response.request.method} {response.request.url} → {response.status_code}"
+    assert response.status_code < 500, (
+        f"{response.request.method} {response.request.url} → {response.status_code}"
+    )
 
 
 def client(app: FastAPI) -> TestClient:

@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from types import TracebackType
 
 from newsletter.errors import UserError
+from newsletter.registry import Registry
 from newsletter.settings import Settings
 
 
@@ -59,12 +60,16 @@ class Transport(ABC):
     name: str
 
     @abstractmethod
+    def __init__(self, settings: Settings) -> None:
+        """Configure from settings; a missing key is a UserError here, before anything is written."""
+
+    @abstractmethod
     def send(
         self, batch: Sequence[Outgoing], claim: Callable[[Outgoing], bool] = _always
     ) -> Iterator[SendResult]:
         """Send `batch`, yielding a result per claimed message as each completes."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: most transports hold nothing)
         """Release connections and threads (default: nothing to release)."""
 
     def __enter__(self) -> Transport:
@@ -79,16 +84,17 @@ class Transport(ABC):
         self.close()
 
 
+#: NEWSLETTER_TRANSPORT → the class. Adding a transport is one module here and one line.
+TRANSPORTS: Registry[type[Transport]] = Registry(
+    "transport (NEWSLETTER_TRANSPORT)",
+    {
+        "file": "newsletter.delivery.transports.file:FileTransport",
+        "smtp": "newsletter.delivery.transports.smtp:SMTPTransport",
+        "sendgrid": "newsletter.delivery.transports.sendgrid:SendGridTransport",
+    },
+)
+
+
 def get_transport(settings: Settings) -> Transport:
     """The transport NEWSLETTER_TRANSPORT names, configured from settings."""
-    if settings.transport == "smtp":
-        from newsletter.delivery.transports.smtp import SMTPTransport
-
-        return SMTPTransport(settings)
-    if settings.transport == "sendgrid":
-        from newsletter.delivery.transports.sendgrid import SendGridTransport
-
-        return SendGridTransport(settings)
-    from newsletter.delivery.transports.file import FileTransport
-
-    return FileTransport(settings)
+    return TRANSPORTS.load(settings.transport)(settings)

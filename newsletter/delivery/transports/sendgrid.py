@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -83,7 +82,7 @@ def request_body(
         settings = MailSettings()
         settings.sandbox_mode = SandBoxMode(True)
         mail.mail_settings = settings
-    return mail.get()  # type: ignore[no-any-return]
+    return mail.get()
 
 
 def _error_text(exc: HTTPError) -> str:
@@ -158,9 +157,7 @@ class SendGridTransport(Transport):
             self._wait_for_gate()
             attempts += 1
             try:
-                response = self._client().client.mail.send.post(
-                    request_body=body, timeout=s.sendgrid_timeout
-                )
+                response = self._client().client.mail.send.post(request_body=body, timeout=s.sendgrid_timeout)
             except HTTPError as exc:
                 status = exc.status_code
                 if status == 429 and rate_waits < MAX_RATE_LIMIT_WAITS:
@@ -178,15 +175,13 @@ class SendGridTransport(Transport):
                     time.sleep(self._backoff(retries - 1))
                     continue
                 return SendResult(item.key, False, error=_error_text(exc), attempts=attempts)
-            except (TimeoutError, socket.timeout, URLError, ConnectionError) as exc:
+            except (TimeoutError, URLError, ConnectionError) as exc:
                 if retries < s.sendgrid_max_retries:
                     retries += 1
                     time.sleep(self._backoff(retries - 1))
                     continue
                 reason = getattr(exc, "reason", exc)
-                return SendResult(
-                    item.key, False, error=f"SendGrid unreachable: {reason}", attempts=attempts
-                )
+                return SendResult(item.key, False, error=f"SendGrid unreachable: {reason}", attempts=attempts)
             provider_id = response.headers.get("X-Message-Id") if response.headers else None
             return SendResult(item.key, True, provider_id=provider_id, attempts=attempts)
 

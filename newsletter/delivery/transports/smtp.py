@@ -7,6 +7,7 @@ A refused recipient fails only that message; a bad login stops the run.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -85,8 +86,6 @@ class SMTPTransport(Transport):
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._conn.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
             self._conn = None

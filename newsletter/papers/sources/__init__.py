@@ -1,44 +1,20 @@
-"""Paper sources: each turns one outside format into `PaperRecord`s (or `Skip`s).
+"""The paper sources, by name: `papers ingest --source NAME` and NEWSLETTER_SOURCES read this.
 
-Every source has the same shape — `fetch()` yields records and skips, raises
-`SourceError` when the source as a whole cannot be read — so `ingest.py` can run any mix
-of them and report each one separately.
+Adding a source is one new module here (a class following `base.Source`) and one line in
+`SOURCES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Protocol
+from newsletter.papers.sources.base import Source
+from newsletter.registry import Registry
 
-from newsletter.papers.records import PaperRecord, Skip
-
-Fetched = Iterator[PaperRecord | Skip]
-
-
-class Source(Protocol):
-    """What `ingest` needs of a source."""
-
-    name: str
-
-    def fetch(self) -> Fetched:
-        """Yield every record (or skipped entry) this source has for the request."""
-        ...
-
-
-def parse_datetime(value: str | None) -> datetime | None:
-    """An aware UTC datetime from ISO 8601 or RFC 822 text; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+SOURCES: Registry[type[Source]] = Registry(
+    "source",
+    {
+        "arxiv": "newsletter.papers.sources.arxiv_api:ArxivApiSource",
+        "arxiv-listing": "newsletter.papers.sources.arxiv_listing:ArxivListingSource",
+        "hf-daily": "newsletter.papers.sources.hf_daily:HfDailySource",
+        "rss": "newsletter.papers.sources.rss:RssSource",
+    },
+)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar, Self
 
 from newsletter.papers.http import PoliteClient, SourceError
 from newsletter.papers.records import PaperRecord, Skip, parse_arxiv_id
-from newsletter.papers.sources import Fetched, parse_datetime
+from newsletter.papers.sources.base import Fetched, Source, SourceRequest, parse_datetime
+
+#: Without --date/--since the arXiv API looks back this far: its index lags announcements.
+DEFAULT_LOOKBACK_DAYS = 2
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"
@@ -24,9 +28,7 @@ OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 def build_query(categories: Sequence[str], since: date | None, until: date | None) -> str:
     """`(cat:cs.LG OR cat:cs.CL) AND submittedDate:[202607100000 TO 202607102359]`."""
     if not categories:
-        raise SourceError(
-            "no arXiv categories given; set NEWSLETTER_ARXIV_CATEGORIES or --categories"
-        )
+        raise SourceError("no arXiv categories given; set NEWSLETTER_ARXIV_CATEGORIES or --categories")
     query = "(" + " OR ".join(f"cat:{c}" for c in categories) + ")"
     if since or until:
         start = (since or date(1991, 1, 1)).strftime("%Y%m%d") + "0000"
@@ -43,9 +45,7 @@ def _text(element: ET.Element, tag: str) -> str:
 def _is_error_feed(root: ET.Element) -> str | None:
     """arXiv's explanation when the feed is its error feed, else None."""
     for entry in root.iter(f"{ATOM}entry"):
-        if _text(entry, f"{ATOM}title").strip() == "Error" and "/api/errors" in _text(
-            entry, f"{ATOM}id"
-        ):
+        if _text(entry, f"{ATOM}title").strip() == "Error" and "/api/errors" in _text(entry, f"{ATOM}id"):
             return _text(entry, f"{ATOM}summary").strip() or "unspecified error"
     return None
 
@@ -79,7 +79,7 @@ def parse_entry(entry: ET.Element) -> PaperRecord | Skip:
         abstract=_text(entry, f"{ATOM}summary"),
         authors=[_text(a, f"{ATOM}name").strip() for a in entry.findall(f"{ATOM}author")],
         categories=categories,
-        primary_category=primary.get("term") if primary is not None else (categories or [None])[0],
+        primary_category=primary.get("term") if primary is not None else next(iter(categories), None),
         arxiv_id=arxiv_id,
         arxiv_version=version,
         published_at=parse_datetime(_text(entry, f"{ATOM}published")),
@@ -91,7 +91,7 @@ def parse_entry(entry: ET.Element) -> PaperRecord | Skip:
 
 
 @dataclass
-class ArxivApiSource:
+class ArxivApiSource(Source):
     """Papers submitted in a date window to any of `categories`, newest first."""
 
     client: PoliteClient
@@ -102,7 +102,20 @@ class ArxivApiSource:
     page_size: int = 100
     max_results: int = 2000
     on_total: Callable[[int], None] | None = None
-    name: str = "arxiv"
+    name: ClassVar[str] = "arxiv"
+
+    @classmethod
+    def from_request(cls, request: SourceRequest) -> Self:
+        until = request.day or datetime.now(UTC).date()
+        start = request.day or request.since or until - timedelta(days=DEFAULT_LOOKBACK_DAYS)
+        return cls(
+            request.arxiv_client,
+            request.settings.arxiv_api_url,
+            request.categories,
+            start,
+            until,
+            max_results=request.max_results,
+        )
 
     def fetch(self) -> Fetched:
         query = build_query(self.categories, self.since, self.until)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import feedparser
 
 from newsletter.papers.http import PoliteClient, SourceError
 from newsletter.papers.records import PaperRecord, Skip, parse_arxiv_id
-from newsletter.papers.sources import Fetched, parse_datetime
+from newsletter.papers.sources.base import Fetched, Source, SourceRequest, parse_datetime
 
 #: "arXiv:2609.26811v1 Announce Type: new \nAbstract: …" — the prefix before the abstract.
 _DESCRIPTION_PREFIX = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(Abstract:\s*)?", re.S)
@@ -75,14 +75,18 @@ def parse_item(entry: Any, *, include_cross: bool) -> PaperRecord | Skip:
 
 
 @dataclass
-class ArxivListingSource:
+class ArxivListingSource(Source):
     """Today's announcements in `categories` from the listings feed at `base_url`."""
 
     client: PoliteClient
     base_url: str
     categories: Sequence[str]
     include_cross: bool = False
-    name: str = "arxiv-listing"
+    name: ClassVar[str] = "arxiv-listing"
+
+    @classmethod
+    def from_request(cls, request: SourceRequest) -> Self:
+        return cls(request.client, request.settings.arxiv_rss_url, request.categories, request.include_cross)
 
     def fetch(self) -> Fetched:
         if not self.categories:

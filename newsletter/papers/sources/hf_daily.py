@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar, Self
 
+from newsletter.errors import UserError
 from newsletter.papers.http import PoliteClient, SourceError
 from newsletter.papers.records import PaperRecord, Skip, parse_arxiv_id
-from newsletter.papers.sources import Fetched, parse_datetime
+from newsletter.papers.sources.base import Fetched, Source, SourceRequest, parse_datetime
 
 
 def parse_item(item: Any) -> PaperRecord | Skip:
@@ -38,9 +39,7 @@ def parse_item(item: Any) -> PaperRecord | Skip:
         source_id=arxiv_id,
         title=str(title),
         abstract=str(paper.get("summary") or item.get("summary") or ""),
-        authors=[
-            a["name"] for a in paper.get("authors", []) if isinstance(a, dict) and a.get("name")
-        ],
+        authors=[a["name"] for a in paper.get("authors", []) if isinstance(a, dict) and a.get("name")],
         arxiv_id=arxiv_id,
         arxiv_version=version,
         published_at=parse_datetime(paper.get("publishedAt") or item.get("publishedAt")),
@@ -52,13 +51,26 @@ def parse_item(item: Any) -> PaperRecord | Skip:
 
 
 @dataclass
-class HfDailySource:
+class HfDailySource(Source):
     """The daily papers of each date in `dates` (no date: the latest day)."""
 
     client: PoliteClient
     base_url: str
     dates: Sequence[date | None] = field(default_factory=lambda: [None])
-    name: str = "hf-daily"
+    name: ClassVar[str] = "hf-daily"
+
+    @classmethod
+    def from_request(cls, request: SourceRequest) -> Self:
+        if request.day:
+            dates: list[date | None] = [request.day]
+        elif request.since:
+            until = datetime.now(UTC).date()
+            if request.since > until:
+                raise UserError(f"--since {request.since} is after {until}; give an earlier date")
+            dates = [request.since + timedelta(days=n) for n in range((until - request.since).days + 1)]
+        else:
+            dates = [None]
+        return cls(request.client, request.settings.hf_api_url, dates)
 
     def fetch(self) -> Fetched:
         for day in self.dates:

@@ -6,20 +6,21 @@ at arXiv, else its normalised title (`store.py`).
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from newsletter.papers.http import PoliteClient
 from newsletter.papers.records import PaperRecord, Skip, parse_arxiv_id
-from newsletter.papers.sources import Fetched
 from newsletter.papers.sources.arxiv_listing import entry_authors, read_feed
+from newsletter.papers.sources.base import Fetched, Source, SourceRequest
 
 
 def _when(entry: Any) -> datetime | None:
     parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+    return datetime.fromtimestamp(calendar.timegm(parsed), UTC) if parsed else None
 
 
 def parse_entry(entry: Any, feed_url: str) -> PaperRecord | Skip:
@@ -48,12 +49,19 @@ def parse_entry(entry: Any, feed_url: str) -> PaperRecord | Skip:
 
 
 @dataclass
-class RssSource:
+class RssSource(Source):
     """Every entry of every feed in `urls`."""
 
     client: PoliteClient
     urls: Sequence[str]
-    name: str = "rss"
+    name: ClassVar[str] = "rss"
+
+    @classmethod
+    def from_request(cls, request: SourceRequest) -> Self:
+        return cls(request.client, list(request.urls or request.settings.rss_feeds))
+
+    def unconfigured(self) -> str | None:
+        return None if self.urls else "no feeds configured (NEWSLETTER_RSS_FEEDS or --url)"
 
     def fetch(self) -> Fetched:
         for url in self.urls:

@@ -1,4 +1,5 @@
-"""SendGrid's signed Event Webhook: verify the batch, record each event once, act on it.
+"""SendGrid's signed Event Webhook: verify the batch and read its events (`delivery.events`
+records them once and acts on them).
 
 SendGrid signs `timestamp + body` with ECDSA P-256; `sendgrid.helpers.eventwebhook` checks it
 against the public key from the SendGrid console (NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY).
@@ -16,56 +17,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
-from sqlmodel import Session, col, select
 
-from newsletter.delivery.models import Delivery
+from newsletter.delivery.events import ProviderEvent, WebhookRefused, WebhookReport
 from newsletter.errors import UserError
 from newsletter.settings import Settings
-from subscribers import lifecycle, service
-from subscribers.mail_events import MailEvent
-from subscribers.models import Status, Subscriber
 
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
 TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP
 
-#: Provider event → the never-mail status it puts the recipient in.
-VERDICTS = {
-    "bounce": Status.BOUNCED,
-    "dropped": Status.BOUNCED,
-    "spamreport": Status.COMPLAINED,
-    "unsubscribe": Status.UNSUBSCRIBED,
-    "group_unsubscribe": Status.UNSUBSCRIBED,
-}
-
 #: The custom_args key our SendGrid transport puts the delivery id under (SendGrid copies
 #: custom_args to the top level of every event).
 DELIVERY_ARG = "delivery_id"
-
-
-class WebhookRefused(Exception):
-    """A request that must not be processed; `status` is the HTTP code to answer with."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-@dataclass
-class WebhookReport:
-    """What one batch did (returned to SendGrid as JSON, handy when replaying by hand)."""
-
-    received: int = 0
-    recorded: int = 0
-    duplicates: int = 0
-    ignored: int = 0
-    status_changes: int = 0
 
 
 class Verifier:
@@ -158,7 +125,7 @@ def _occurred_at(event: dict[str, Any]) -> datetime | None:
         return None
 
 
-def _delivery(session: Session, event: dict[str, Any]) -> Delivery | None:
+def _delivery_id(event: dict[str, Any]) -> int | None:
     args = event.get("custom_args")
     raw = event.get(DELIVERY_ARG)
     if raw is None and isinstance(args, dict):
@@ -166,60 +133,27 @@ def _delivery(session: Session, event: dict[str, Any]) -> Delivery | None:
     delivery_id = _int_or_none(raw)
     if delivery_id is None or delivery_id > 2**63 - 1:
         return None
-    return session.get(Delivery, delivery_id)
+    return delivery_id
 
 
-def _recipient(
-    session: Session, event: dict[str, Any], delivery: Delivery | None
-) -> Subscriber | None:
-    """The subscriber the event is about: by address, else by the delivery it names."""
-    email = event.get("email")
-    if isinstance(email, str) and 0 < len(email) <= 320:
-        found = service.find(session, email)
-        if found is not None:
-            return found
-    if delivery is not None:
-        return session.get(Subscriber, delivery.subscriber_id)
-    return None
-
-
-def record_events(session: Session, events: list[Any]) -> WebhookReport:
-    """Record and apply a verified batch; events seen before (by sg_event_id) do nothing."""
-    report = WebhookReport(received=len(events))
-    keyed = [(event, _event_key(event)) for event in events if isinstance(event, dict)]
-    report.ignored = len(events) - len(keyed)
-    known: set[str] = set()
-    keys = [key for _, key in keyed]
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        known.update(session.exec(select(MailEvent.event_key).where(col(MailEvent.event_key).in_(chunk))))
-    for event, key in keyed:
-        if key in known:
-            report.duplicates += 1
-            continue
-        known.add(key)
-        kind = event.get("event")
+def read_events(raw: list[Any]) -> tuple[list[ProviderEvent], WebhookReport]:
+    """A parsed batch as provider-neutral events, and a report counting what was unusable."""
+    report = WebhookReport(received=len(raw))
+    events = []
+    for event in raw:
+        kind = event.get("event") if isinstance(event, dict) else None
         if not isinstance(kind, str) or not kind or len(kind) > 32:
             report.ignored += 1
             continue
-        delivery = _delivery(session, event)
-        subscriber = _recipient(session, event, delivery)
-        session.add(
-            MailEvent(
-                event_key=key,
-                event=kind,
-                delivery_id=delivery.id if delivery else None,
-                subscriber_id=subscriber.id if subscriber else None,
+        email = event.get("email")
+        events.append(
+            ProviderEvent(
+                key=_event_key(event),
+                kind=kind,
+                delivery_id=_delivery_id(event),
+                email=email if isinstance(email, str) and 0 < len(email) <= 320 else None,
                 occurred_at=_occurred_at(event),
+                temporary=kind == "bounce" and event.get("type") == "blocked",
             )
         )
-        report.recorded += 1
-        verdict = VERDICTS.get(kind)
-        if verdict is None or subscriber is None:
-            continue
-        if kind == "bounce" and event.get("type") == "blocked":
-            continue
-        if lifecycle.apply_verdict(session, subscriber, verdict):
-            report.status_changes += 1
-    session.flush()
-    return report
+    return events, report

@@ -43,9 +43,7 @@ class RateLimiter:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._items = {
             Bucket.SIGNUP_IP: _parse("signup_limit_per_ip", settings.signup_limit_per_ip),
-            Bucket.SIGNUP_ADDRESS: _parse(
-                "signup_limit_per_address", settings.signup_limit_per_address
-            ),
+            Bucket.SIGNUP_ADDRESS: _parse("signup_limit_per_address", settings.signup_limit_per_address),
             Bucket.PREVIEW_IP: _parse("preview_limit_per_ip", settings.preview_limit_per_ip),
         }
 

@@ -12,14 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
-from subscribers.web.context import WebContext, get_context
-from subscribers.webhook import (
+from newsletter.delivery.events import WebhookRefused, record_events
+from newsletter.delivery.transports.sendgrid_webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    WebhookRefused,
     parse_events,
-    record_events,
+    read_events,
 )
+from newsletter.web.context import WebContext, get_context
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -31,25 +31,23 @@ async def _body(request: Request) -> bytes:
 
 
 @router.post("/webhooks/sendgrid")
-def sendgrid_events(
-    request: Request, ctx: Context, body: Annotated[bytes, Depends(_body)]
-) -> JSONResponse:
+def sendgrid_events(request: Request, ctx: Context, body: Annotated[bytes, Depends(_body)]) -> JSONResponse:
     """Verify the signature, then record and apply each event once (403 when unsigned)."""
     try:
         ctx.verifier.verify(
             body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
         )
-        events = parse_events(body)
+        raw = parse_events(body)
     except WebhookRefused as exc:
         log.warning("SendGrid webhook refused (%s): %s", exc.status, exc.reason)
         return JSONResponse({"reason": exc.reason}, status_code=exc.status)
     try:
         with ctx.session() as session:
-            report = record_events(session, events)
+            report = record_events(session, *read_events(raw))
     except IntegrityError:
         # Another delivery of the same batch committed first; this run now sees its events.
         with ctx.session() as session:
-            report = record_events(session, events)
+            report = record_events(session, *read_events(raw))
     return JSONResponse(asdict(report))
 
 

@@ -17,15 +17,16 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from jobs import accounts
 from newsletter.errors import UserError
 from newsletter.papers.models import Paper
 from newsletter.tokens import Purpose, TokenError
+from newsletter.web.context import WebContext, get_context, read_form
+from newsletter.web.forms import PreferencesInput
 from subscribers import lifecycle, service
 from subscribers.feedback import record_vote
 from subscribers.models import NEVER_MAIL, Subscriber
 from subscribers.profile import WEEKDAYS
-from subscribers.web.context import WebContext, get_context, read_form
-from subscribers.web.forms import PreferencesInput
 
 router = APIRouter()
 Context = Annotated[WebContext, Depends(get_context)]
@@ -45,15 +46,19 @@ def _subscriber_id(
             return exc.subscriber_id
         if exc.expired:
             return ctx.message(
-                request, 410, "This link has expired", str(exc).capitalize()
-                + ". The links in your latest digest are always fresh.",
+                request,
+                410,
+                "This link has expired",
+                str(exc).capitalize() + ". The links in your latest digest are always fresh.",
             )
         return ctx.message(request, 400, "This link does not work", str(exc).capitalize() + ".")
 
 
 def _gone(ctx: WebContext, request: Request) -> Response:
     return ctx.message(
-        request, 404, "No subscription here",
+        request,
+        404,
+        "No subscription here",
         "There is no subscription for this link any more (it may have been deleted).",
         signup=True,
     )
@@ -84,8 +89,13 @@ def _preferences_page(
             send_empty=subscriber.send_empty,
         )
     return ctx.render(
-        request, "preferences.html", status_code,
-        token=token, subscriber=subscriber, values=values, error=error,
+        request,
+        "preferences.html",
+        status_code,
+        token=token,
+        subscriber=subscriber,
+        values=values,
+        error=error,
         liked=[paper for paper, vote in votes if vote > 0],
         disliked=[paper for paper, vote in votes if vote < 0],
         weekdays=[day.capitalize() for day in WEEKDAYS],
@@ -132,8 +142,13 @@ def save_preferences(token: str, request: Request, ctx: Context, form: Form) -> 
             return subscriber
         if not ctx.csrf_ok(request, form):
             return _preferences_page(
-                ctx, request, token, subscriber, 403,
-                "This form expired or came from another page. Please submit it again.", values,
+                ctx,
+                request,
+                token,
+                subscriber,
+                403,
+                "This form expired or came from another page. Please submit it again.",
+                values,
             )
         if action in ("pause", "resume"):
             lifecycle.set_paused(session, subscriber, action == "pause")
@@ -152,7 +167,7 @@ def download(token: str, request: Request, ctx: Context) -> Response:
         subscriber = _linked(ctx, request, session, Purpose.PREFERENCES, token)
         if isinstance(subscriber, Response):
             return subscriber
-        data = lifecycle.export(session, subscriber)
+        data = accounts.export(session, subscriber)
     return Response(
         json.dumps(data, indent=2, ensure_ascii=False),
         media_type="application/json",
@@ -197,9 +212,7 @@ def unsubscribe_page(token: str, request: Request, ctx: Context) -> Response:
         subscriber = _linked(ctx, request, session, Purpose.UNSUBSCRIBE, token, allow_expired=True)
     if isinstance(subscriber, Response):
         return subscriber
-    return ctx.render(
-        request, "unsubscribe.html", token=token, done=subscriber.status in NEVER_MAIL
-    )
+    return ctx.render(request, "unsubscribe.html", token=token, done=subscriber.status in NEVER_MAIL)
 
 
 @router.post("/unsubscribe/{token}")
@@ -238,7 +251,9 @@ def _feedback_target(
     paper_id = _paper_id(paper_raw)
     if vote is None or paper_id is None:
         return ctx.message(
-            request, 400, "This link does not work",
+            request,
+            400,
+            "This link does not work",
             "The link is missing which paper or which vote it is for; use the link in your email.",
         )
     with ctx.session() as session:
@@ -268,7 +283,9 @@ def feedback(token: str, request: Request, ctx: Context, form: Form) -> Response
     """Record (or, with vote=none, undo) a "more / less like this" vote; idempotent."""
     paper_raw, vote_raw = form.get("paper"), form.get("vote")
     target = _feedback_target(
-        ctx, request, token,
+        ctx,
+        request,
+        token,
         paper_raw if isinstance(paper_raw, str) else None,
         vote_raw if isinstance(vote_raw, str) else None,
     )
@@ -277,13 +294,23 @@ def feedback(token: str, request: Request, ctx: Context, form: Form) -> Response
     subscriber_id, paper, vote = target
     if not ctx.csrf_ok(request, form):
         return ctx.render(
-            request, "feedback.html", 403, token=token, paper=paper, vote=vote, state="ready",
+            request,
+            "feedback.html",
+            403,
+            token=token,
+            paper=paper,
+            vote=vote,
+            state="ready",
             retry=True,
         )
     with ctx.session() as session:
         record_vote(session, subscriber_id, paper.id or 0, vote)
     return ctx.render(
-        request, "feedback.html", token=token, paper=paper, vote=vote,
+        request,
+        "feedback.html",
+        token=token,
+        paper=paper,
+        vote=vote,
         state="undone" if vote == 0 else "recorded",
         preferences=ctx.path(Purpose.PREFERENCES, subscriber_id),
     )

@@ -46,9 +46,7 @@ class CsrfProtection:
         """Send the cookie when this request had to make a new one."""
         value = getattr(request.state, "new_csrf_cookie", None)
         if value:
-            response.set_cookie(
-                COOKIE, value, httponly=True, samesite="lax", secure=self._secure, path="/"
-            )
+            response.set_cookie(COOKIE, value, httponly=True, samesite="lax", secure=self._secure, path="/")
 
     def valid(self, request: Request, submitted: str | None) -> bool:
         """Whether a POST's form token matches its cookie (and is not too old)."""

@@ -2,7 +2,7 @@
 and SendGrid's event webhook.
 
 `create_app(settings)` builds the FastAPI app; routes are thin and call `subscribers.lifecycle`,
-`subscribers.service` and `subscribers.webhook`, the same rules the CLI uses. Pages are
+`subscribers.service` and `newsletter.delivery.transports.sendgrid_webhook`, the same rules the CLI uses. Pages are
 server-rendered Jinja templates from `templates/web/` with one stylesheet and no framework.
 """
 
@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.db import open_database
+from newsletter.delivery.transports.sendgrid_webhook import Verifier
 from newsletter.settings import Settings
-from subscribers.web import hooks, links, signup
-from subscribers.web.context import TEMPLATE_DIR, WebContext
-from subscribers.web.csrf import CsrfProtection
-from subscribers.web.ratelimit import RateLimiter
-from subscribers.web.security import SecurityMiddleware
-from subscribers.webhook import Verifier
+from newsletter.web import hooks, links, signup
+from newsletter.web.context import TEMPLATE_DIR, WebContext
+from newsletter.web.csrf import CsrfProtection
+from newsletter.web.ratelimit import RateLimiter
+from newsletter.web.security import SecurityMiddleware
 
 __all__ = ["create_app"]
 
@@ -62,8 +62,11 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"reason": detail}, status_code=status, headers=getattr(exc, "headers", None))
         titles = {404: "Page not found", 405: "Not allowed", 413: "Too much data"}
         return context.message(
-            request, status, titles.get(status, "Something is wrong with that request"),
-            str(detail).capitalize().rstrip(".") + ".", signup=True,
+            request,
+            status,
+            titles.get(status, "Something is wrong with that request"),
+            str(detail).capitalize().rstrip(".") + ".",
+            signup=True,
         )
 
     app.add_exception_handler(HTTPException, http_error)

@@ -20,13 +20,13 @@ from starlette.responses import Response
 from newsletter.errors import UserError
 from newsletter.papers.models import Paper
 from newsletter.tokens import MAX_AGE, Purpose, TokenError
+from newsletter.web.context import WebContext, get_context, read_form
+from newsletter.web.forms import EXAMPLE_INTERESTS, SignupInput
+from newsletter.web.ratelimit import Bucket
 from subscribers import lifecycle
 from subscribers.lifecycle import ConfirmOutcome
 from subscribers.models import Status, Subscriber
 from subscribers.profile import email_key
-from subscribers.web.context import WebContext, get_context, read_form
-from subscribers.web.forms import EXAMPLE_INTERESTS, SignupInput
-from subscribers.web.ratelimit import Bucket
 
 router = APIRouter()
 Context = Annotated[WebContext, Depends(get_context)]
@@ -103,7 +103,10 @@ def subscribe(request: Request, ctx: Context, form: Form) -> Response:
     values = SignupInput.from_form(form)
     if not ctx.csrf_ok(request, form):
         return _form_page(
-            ctx, request, values, 403,
+            ctx,
+            request,
+            values,
+            403,
             "This form expired or came from another page. Please submit it again.",
         )
     ip = client_ip(request)
@@ -117,16 +120,17 @@ def subscribe(request: Request, ctx: Context, form: Form) -> Response:
             return _form_page(ctx, request, values, 400, exc.message)
         return _form_page(ctx, request, values, preview=_preview(ctx, interests, limit))
     if not ctx.limiter.hit(Bucket.SIGNUP_IP, ip):
-        return _form_page(
-            ctx, request, values, 429, "Too many sign-ups from your network; try again later."
-        )
+        return _form_page(ctx, request, values, 429, "Too many sign-ups from your network; try again later.")
     try:
         data = values.validate()
     except UserError as exc:
         return _form_page(ctx, request, values, 400, exc.message)
     if not ctx.limiter.hit(Bucket.SIGNUP_ADDRESS, email_key(data.email)):
         return _form_page(
-            ctx, request, values, 429,
+            ctx,
+            request,
+            values,
+            429,
             "Too many sign-up requests for this address; try again later.",
         )
     with ctx.session() as session:
@@ -139,7 +143,7 @@ def subscribe(request: Request, ctx: Context, form: Form) -> Response:
 
 @router.get("/subscribe/sent")
 def subscribe_sent(request: Request, ctx: Context) -> Response:
-    """"Check your inbox"."""
+    """ "Check your inbox"."""
     return ctx.render(request, "sent.html", days=CONFIRM_DAYS)
 
 
@@ -153,27 +157,27 @@ def _confirm_state(ctx: WebContext, request: Request, token: str) -> Response | 
         data = ctx.read(Purpose.CONFIRM, token)
     except TokenError as exc:
         if exc.expired:
-            return ctx.render(
-                request, "confirm.html", 410, state="expired", token=token, pending=True
-            )
-        return ctx.message(
-            request, 400, "This link does not work", str(exc).capitalize() + ".", signup=True
-        )
+            return ctx.render(request, "confirm.html", 410, state="expired", token=token, pending=True)
+        return ctx.message(request, 400, "This link does not work", str(exc).capitalize() + ".", signup=True)
     with ctx.session() as session:
         subscriber = session.get(Subscriber, data.subscriber_id)
     if subscriber is None:
-        return ctx.message(
-            request, 404, "No such sign-up", "This sign-up no longer exists.", signup=True
-        )
+        return ctx.message(request, 404, "No such sign-up", "This sign-up no longer exists.", signup=True)
     outcome = lifecycle.check_confirm(subscriber, data.issued_at)
     if outcome == ConfirmOutcome.ALREADY:
         return ctx.render(
-            request, "confirm.html", state="already",
+            request,
+            "confirm.html",
+            state="already",
             preferences=ctx.path(Purpose.PREFERENCES, data.subscriber_id),
         )
     if outcome == ConfirmOutcome.STALE:
         return ctx.render(
-            request, "confirm.html", 410, state="stale", token=token,
+            request,
+            "confirm.html",
+            410,
+            state="stale",
+            token=token,
             pending=subscriber.status == Status.PENDING,
         )
     return subscriber, data.issued_at
@@ -203,7 +207,10 @@ def confirm(token: str, request: Request, ctx: Context, form: Form) -> Response:
     if subscriber is None or outcome != ConfirmOutcome.CONFIRMED:  # raced with another tab
         return confirm_page(token, request, ctx)
     return ctx.render(
-        request, "confirm.html", state="confirmed", subscriber=subscriber,
+        request,
+        "confirm.html",
+        state="confirmed",
+        subscriber=subscriber,
         preferences=ctx.path(Purpose.PREFERENCES, found.id or 0),
     )
 

@@ -4,10 +4,21 @@ Add one line here for each new module that defines tables.
 """
 
 from jobs.lease import Lease
+from newsletter.delivery.events import MailEvent
 from newsletter.delivery.models import ConfirmationEmail, Delivery, DeliveryItem
 from newsletter.papers.models import Paper
 from newsletter.ranking.models import PaperEmbedding, PhraseEmbedding
-from subscribers.mail_events import MailEvent
 from subscribers.models import Feedback, Subscriber
 
-__all__ = ["ConfirmationEmail", "Delivery", "DeliveryItem", "Feedback", "Lease", "MailEvent", "Paper", "PaperEmbedding", "PhraseEmbedding", "Subscriber"]
+__all__ = [
+    "ConfirmationEmail",
+    "Delivery",
+    "DeliveryItem",
+    "Feedback",
+    "Lease",
+    "MailEvent",
+    "Paper",
+    "PaperEmbedding",
+    "PhraseEmbedding",
+    "Subscriber",
+]

@@ -21,11 +21,11 @@ from starlette.responses import Response
 
 import templates as template_package
 from newsletter.db import session_scope
+from newsletter.delivery.transports.sendgrid_webhook import Verifier
 from newsletter.settings import Settings
 from newsletter.tokens import Purpose, Token, TokenError, make_token, read_token
-from subscribers.web.csrf import FIELD, CsrfProtection
-from subscribers.web.ratelimit import RateLimiter
-from subscribers.webhook import Verifier
+from newsletter.web.csrf import FIELD, CsrfProtection
+from newsletter.web.ratelimit import RateLimiter
 
 TEMPLATE_DIR = Path(template_package.__file__).parent / "web"
 #: Longest token we even try to verify (ours are well under 200 characters).
@@ -54,9 +54,7 @@ class WebContext:
         with session_scope(self.engine) as session:
             yield session
 
-    def render(
-        self, request: Request, template: str, status_code: int = 200, **context: Any
-    ) -> Response:
+    def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
         """A page, with the CSRF token, CSP nonce and site name the layout needs."""
         response = self.templates.TemplateResponse(
             request,
@@ -73,13 +71,9 @@ class WebContext:
         self.csrf.set_cookie(request, response)
         return response
 
-    def message(
-        self, request: Request, status_code: int, title: str, text: str, **context: Any
-    ) -> Response:
+    def message(self, request: Request, status_code: int, title: str, text: str, **context: Any) -> Response:
         """A page that only explains something (bad link, rate limit, not found…)."""
-        return self.render(
-            request, "message.html", status_code, title=title, text=text, **context
-        )
+        return self.render(request, "message.html", status_code, title=title, text=text, **context)
 
     def csrf_ok(self, request: Request, form: FormData) -> bool:
         """Whether a posted form carries this browser's CSRF token."""

@@ -65,9 +65,7 @@ class SecurityMiddleware:
             await send_with_headers(
                 {"type": "http.response.start", "status": 413, "headers": response_headers}
             )
-            await send(
-                {"type": "http.response.body", "body": b'{"detail":"the request body is too large"}'}
-            )
+            await send({"type": "http.response.body", "body": b'{"detail":"the request body is too large"}'})
             return
         await self.app(scope, limited_receive, send_with_headers)
 

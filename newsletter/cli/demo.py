@@ -7,7 +7,7 @@ writes an index.html linking every rendered email.
 
 Each demo subscriber's send hour is the current hour in their timezone, so the real
 scheduling rule (jobs/schedule.py) finds every one of them due right now; nothing is
-faked for the demo. No network, no keys, nothing left running. Run: `python -m newsletter.demo`.
+faked for the demo. No network, no keys, nothing left running. Run: `python -m newsletter.cli.demo`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from sqlalchemy import Engine
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from newsletter.db import open_database, session_scope
@@ -125,9 +125,7 @@ def _outcomes(engine: Engine) -> list[Outcome]:
     outcomes = []
     with Session(engine) as session:
         for subscriber in session.exec(select(Subscriber).order_by(col(Subscriber.id))):
-            delivery = session.exec(
-                select(Delivery).where(Delivery.subscriber_id == subscriber.id)
-            ).first()
+            delivery = session.exec(select(Delivery).where(Delivery.subscriber_id == subscriber.id)).first()
             items = []
             if delivery is not None:
                 items = list(
@@ -158,16 +156,16 @@ def _outcomes(engine: Engine) -> list[Outcome]:
 
 def write_index(home: Path, outcomes: list[Outcome]) -> Path:
     """Save each .eml's HTML part beside it and an index.html that links them all."""
-    pages: dict[str, tuple[str, Path]] = {}
+    pages: dict[str, tuple[str, Path | None]] = {}
     for eml in sorted((home / "outbox").rglob("*.eml")):
         message = message_from_bytes(eml.read_bytes(), policy=policy.default)
         assert isinstance(message, EmailMessage)
         body = message.get_body(preferencelist=("html",))
         if body is None:
             continue
-        page = eml.with_suffix(".html")
-        page.write_text(body.get_content(), encoding="utf-8")
-        pages[str(message["To"]).split("<")[-1].rstrip(">").strip()] = (str(message["Subject"]), page)
+        html_page = eml.with_suffix(".html")
+        html_page.write_text(body.get_content(), encoding="utf-8")
+        pages[str(message["To"]).split("<")[-1].rstrip(">").strip()] = (str(message["Subject"]), html_page)
     rows = []
     for outcome in outcomes:
         subject, page = pages.get(outcome.email, ("(no email: " + outcome.status + ")", None))
