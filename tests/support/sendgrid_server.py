@@ -7,16 +7,26 @@ kept in `invalid`, so a test can assert that nothing we sent broke the contract.
 
 A test scripts the answers with `script(body, attempt) -> Reply | None`, where `attempt`
 counts requests for the same `custom_args.delivery_id` (1 = first): 202 (the default), 429
-with X-RateLimit-Reset, 500, 400, 401, or a hang until `release()` / `stop()`. Messages
-answered 202 are recorded in `accepted`. Standalone (`python -m tests.support.sendgrid_server`)
-it answers 202 to everything and prints its URL: the benchmark runs it in its own process.
+with X-RateLimit-Reset, 500, 400, 401, a hang until `release()` / `stop()`, a wait for an
+event before answering, or one of the two faults a network adds:
+
+- `drop`: the connection is closed before the message is accepted (the provider never took it);
+- `cut`: the message is accepted, then its answer is cut short after `cut` bytes (negative:
+  all but the last `-cut`), so the sender may not know it went out (`cut_short` lists these);
+- `late`: the message is accepted, and answered only after `late` seconds (past a timeout).
+
+Messages answered 202 are recorded in `accepted`. Connections are kept alive between
+requests, as api.sendgrid.com does. Standalone (`python -m tests.support.sendgrid_server`) it
+answers 202 to everything and prints its URL: the benchmark runs it in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -49,6 +59,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
     message: str = ""
+    wait: threading.Event | None = None  # answer (as scripted) only once this is set
+    drop: bool = False  # close the connection without taking the message
+    cut: int | None = None  # take the message, send only this many bytes of the answer (<0: all but)
+    late: float = 0.0  # take the message, answer only after this many seconds
 
 
 def rate_limited(seconds: float = 1.0) -> Reply:
@@ -96,6 +110,8 @@ class SendGridServer:
         self.statuses: Counter[int] = Counter()
         self.attempts: Counter[str] = Counter()
         self.arrivals: list[tuple[float, str, int]] = []  # (time, delivery id, attempt)
+        self.cut_short: Counter[str] = Counter()  # accepted, answer cut: the sender cannot know
+        self.dropped: Counter[str] = Counter()  # connection closed before accepting
         self.hanging = 0
         self.validate = True
         self._lock = threading.Lock()
@@ -139,7 +155,9 @@ class SendGridServer:
 
     def _answer(
         self, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None, Reply]:
+        """(status, headers, JSON payload, the scripted reply) for one request."""
+        plain = Reply()
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return (
                 401,
@@ -152,11 +170,12 @@ class SendGridServer:
                         }
                     ]
                 },
+                plain,
             )
         try:
             body = json.loads(raw)
         except ValueError:
-            return 400, {}, {"errors": [{"message": "Bad Request", "field": None}]}
+            return 400, {}, {"errors": [{"message": "Bad Request", "field": None}]}, plain
         if self.validate:
             errors = [
                 f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
@@ -165,27 +184,38 @@ class SendGridServer:
             if errors:
                 with self._lock:
                     self.invalid.append((body, errors))
-                return 400, {}, {"errors": [{"message": m, "field": None} for m in errors]}
+                return 400, {}, {"errors": [{"message": m, "field": None} for m in errors]}, plain
         key = delivery_id(body) or ""
         with self._lock:
             self.attempts[key] += 1
             attempt = self.attempts[key]
             self.arrivals.append((time.time(), key, attempt))
         reply = (self.script(body, attempt) if self.script else None) or Reply()
-        if reply.hang:
+        if reply.hang or reply.wait is not None:
             with self._lock:
                 self.hanging += 1
-            self._release.wait(MAX_HANG_SECONDS)
+            (reply.wait or self._release).wait(MAX_HANG_SECONDS)
             with self._lock:
                 self.hanging -= 1
-            return 500, {}, {"errors": [{"message": "released from hang", "field": None}]}
+            if reply.hang:
+                return 500, {}, {"errors": [{"message": "released from hang", "field": None}]}, reply
+        if reply.drop:
+            with self._lock:
+                self.dropped[key] += 1
+            return 0, {}, None, reply
         if reply.status in (200, 202):
             sandbox = ((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable")
             with self._lock:
                 (self.sandboxed if sandbox else self.accepted).append(body)
-            return (200 if sandbox else 202), {"X-Message-Id": uuid.uuid4().hex}, None
+                if reply.cut is not None:
+                    self.cut_short[key] += 1
+            if reply.late:
+                time.sleep(reply.late)
+            # A cut answer carries a body, so a cut can fall after the status and headers too.
+            payload = {"accepted": key} if reply.cut is not None else None
+            return (200 if sandbox else 202), {"X-Message-Id": uuid.uuid4().hex}, payload, reply
         message = reply.message or {429: "too many requests", 400: "bad request"}.get(reply.status, "error")
-        return reply.status, reply.headers, {"errors": [{"message": message, "field": None}]}
+        return reply.status, reply.headers, {"errors": [{"message": message, "field": None}]}, reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -198,26 +228,37 @@ class SendGridServer:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                reply = Reply()
                 if self.path.rstrip("/") != "/v3/mail/send":
                     status, headers, payload = 404, {}, {"errors": [{"message": "not found"}]}
                 else:
                     lowered = {k.lower(): v for k, v in self.headers.items()}
-                    status, headers, payload = server._answer(lowered, raw)
+                    status, headers, payload, reply = server._answer(lowered, raw)
+                if reply.drop:
+                    self._abort()
+                    return
                 with server._lock:
                     server.statuses[status] += 1
                 data = json.dumps(payload).encode() if payload is not None else b""
-                self.close_connection = True
+                lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
+                lines += [f"{name}: {value}" for name, value in headers.items()]
+                lines += ["Content-Type: application/json", f"Content-Length: {len(data)}", "", ""]
+                answer = "\r\n".join(lines).encode("latin-1") + data
                 try:
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.send_header("Connection", "close")
-                    self.end_headers()
-                    self.wfile.write(data)
+                    if reply.cut is not None:
+                        self.wfile.write(answer[: reply.cut])
+                        self.wfile.flush()
+                        self._abort()
+                        return
+                    self.wfile.write(answer)
                 except OSError:  # the client gave up (timed out) while we hung: fine
-                    pass
+                    self.close_connection = True
+
+            def _abort(self) -> None:
+                """Close the connection at once (what a crash or a network cut looks like)."""
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
         return Handler
 
