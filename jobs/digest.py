@@ -12,6 +12,9 @@ or a run after a long pause all reach the same decision:
 - no row and the grace period is over → record the digest as missed (never sent late); the
   next digest then covers everything since the last one sent;
 - any other row → that digest is done (sent, quiet day, failed for `deliveries retry`).
+
+Run by the scheduler, it runs in its leader's tenure (`lease.LEADING`) and fences every claim
+with it: if the lease is lost meanwhile, it sends nothing more and the new leader goes on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from jobs import lease
 from jobs.due import Decision, decide, latest_occurrences, open_digests
 from jobs.send import send_digests
 from newsletter.db import open_database
@@ -67,10 +71,14 @@ def dispatch(settings: Settings | None = None, *, now: datetime | None = None) -
         if decision.action == "send":
             report.due.setdefault(decision.occurrence.digest_date, []).append(decision.subscriber_id)
     report.missed = _record_missed(engine, [d for d in decisions if d.action == "miss"], grace)
+    tenure = lease.LEADING.get()
+    fence = lease.fence(tenure) if tenure is not None else None
     for digest_date, ids in sorted(report.due.items()):
-        report.sends[digest_date] = send_digests(
-            engine, settings, digest_date=digest_date, subscriber_ids=sorted(ids), now=now
+        report.sends[digest_date] = sent = send_digests(
+            engine, settings, digest_date=digest_date, subscriber_ids=sorted(ids), now=now, fence=fence
         )
+        if sent.stopped:
+            break
     log.info(report.summary())
     return report
 

@@ -6,7 +6,12 @@
   run that was due while the process was down is still there to fire (coalesced to one)
   on start; a changed definition (other settings) replaces the stored job.
 - Every scheduler starts paused and only runs jobs while it holds the database lease
-  (jobs/lease.py); a heartbeat thread renews it and pauses or resumes the scheduler.
+  (jobs/lease.py); a heartbeat thread renews it and pauses or resumes the scheduler. A
+  renewal that fails (the database is unreachable) pauses it at once: a leader that cannot
+  prove it leads stands by, before its lease can expire and a standby take over.
+- Jobs run in the tenure of the lease they were started under (`LeaderExecutor`), and the
+  outbox fences every claim with it, so a job that outlives its leader's lease sends nothing
+  more once another scheduler leads.
 - `stop()` lets a running job finish (APScheduler's `shutdown(wait=True)`) and releases
   the lease so a standby can take over at once. Whatever a hard kill interrupts, the
   outbox and `dispatch` pick up from the database on the next start.
@@ -14,14 +19,18 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import sys
 import threading
 from collections.abc import Callable
+from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.base import BaseExecutor, run_job
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING, BaseScheduler
@@ -32,7 +41,7 @@ from apscheduler.util import ref_to_obj
 from sqlalchemy import Engine, column, inspect, select, table
 
 from jobs import lease
-from newsletter.db import open_database
+from newsletter.db import open_database, owner_id
 from newsletter.settings import Settings
 
 log = logging.getLogger("newsletter.jobs.scheduler")
@@ -103,17 +112,61 @@ def job_spec(name: str) -> JobSpec:
     return {spec.name: spec for spec in JOBS}[name]
 
 
+class LeaderExecutor(BaseExecutor):
+    """Runs each job with the tenure it was started under in `lease.LEADING` (on a small
+    thread pool, or inline where a test steps the scheduler), and no job without one.
+
+    APScheduler's own executors cannot carry a context into the job's thread; this is its
+    documented way to add one (`_do_submit_job` + `run_job`)."""
+
+    def __init__(self, tenure: Callable[[], lease.Tenure | None], *, inline: bool = False, workers: int = 2):
+        super().__init__()
+        self._tenure = tenure
+        self._inline = inline
+        self._pool = None if inline else concurrent.futures.ThreadPoolExecutor(workers, "scheduler-job")
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        tenure = self._tenure()
+        if tenure is None:  # the lease was lost between the scheduler's check and now
+            self._logger.warning("job %s not started: this scheduler no longer leads", job.id)
+            self._run_job_success(job.id, [])
+            return
+        context = copy_context()
+        context.run(lease.LEADING.set, tenure)
+        args = (job, job._jobstore_alias, run_times, self._logger.name)
+        if self._pool is None:
+            try:
+                events = context.run(run_job, *args)
+            except BaseException:
+                self._run_job_error(job.id, *sys.exc_info()[1:])
+            else:
+                self._run_job_success(job.id, events)
+            return
+        future = self._pool.submit(context.run, run_job, *args)
+        future.add_done_callback(lambda done: self._finished(job.id, done))
+
+    def _finished(self, job_id: str, future: concurrent.futures.Future[Any]) -> None:
+        if (exc := future.exception()) is not None:
+            self._run_job_error(job_id, exc, exc.__traceback__)
+        else:
+            self._run_job_success(job_id, future.result())
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait)
+
+
 def build_scheduler(
     settings: Settings,
     engine: Engine,
     *,
     scheduler_class: type[BaseScheduler] = BackgroundScheduler,
-    executor: Any | None = None,
+    executor: BaseExecutor,
 ) -> BaseScheduler:
     """An APScheduler scheduler whose job store is our database (not started)."""
     return scheduler_class(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
-        executors={"default": executor or ThreadPoolExecutor(max_workers=2)},
+        executors={"default": executor},
         job_defaults={
             "coalesce": True,  # runs missed while down collapse into one
             "max_instances": 1,  # a slow run is never overlapped by the next
@@ -132,14 +185,19 @@ class SchedulerService:
         self,
         settings: Settings,
         *,
-        scheduler: BaseScheduler | None = None,
+        scheduler_class: type[BaseScheduler] = BackgroundScheduler,
+        inline_jobs: bool = False,
         holder: str | None = None,
         heartbeat_thread: bool = True,
     ) -> None:
         self.settings = settings
         self.engine = open_database(settings)
-        self.scheduler = scheduler or build_scheduler(settings, self.engine)
-        self.holder = holder or lease.new_holder_id()
+        self.holder = holder or owner_id()
+        self.tenure: lease.Tenure | None = None  # set while this scheduler holds the lease
+        executor = LeaderExecutor(lambda: self.tenure, inline=inline_jobs)
+        self.scheduler = build_scheduler(
+            settings, self.engine, scheduler_class=scheduler_class, executor=executor
+        )
         self.ttl = timedelta(seconds=settings.scheduler_lease_seconds)
         self._heartbeat_thread = heartbeat_thread
         self._stopping = threading.Event()
@@ -160,8 +218,14 @@ class SchedulerService:
             self._thread.start()
 
     def heartbeat(self) -> bool:
-        """Take or renew the lease; resume when leading, pause when another leads."""
-        leader = lease.acquire(self.engine, self.holder, self.ttl)
+        """Take or renew the lease; resume when leading, pause when another leads or when
+        the renewal fails (never raises: the heartbeat thread must keep beating)."""
+        try:
+            self.tenure = lease.acquire(self.engine, self.holder, self.ttl)
+        except Exception:
+            log.exception("scheduler %s cannot renew its lease: standing by", self.holder)
+            self.tenure = None
+        leader = self.tenure is not None
         if leader and self.scheduler.state == STATE_PAUSED:
             log.info("scheduler %s leads: running jobs", self.holder)
             self.scheduler.resume()
@@ -173,10 +237,7 @@ class SchedulerService:
     def _beat(self) -> None:
         interval = self.ttl.total_seconds() / 3
         while not self._stopping.wait(interval):
-            try:
-                self.heartbeat()
-            except Exception:  # a database hiccup must not kill the heartbeat for good
-                log.exception("lease heartbeat failed; retrying")
+            self.heartbeat()
 
     def stop(self, *, wait: bool = True) -> None:
         """Let running jobs finish, stop, and hand the lease over."""

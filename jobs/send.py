@@ -17,7 +17,7 @@ from jobs.compose import compose
 from jobs.due import due_on
 from newsletter.delivery import outbox
 from newsletter.delivery.models import Delivery
-from newsletter.delivery.outbox import UNFINISHED, SendReport
+from newsletter.delivery.outbox import UNFINISHED, Fence, SendReport
 from newsletter.delivery.transports import get_transport
 from newsletter.papers.queries import trending
 from newsletter.settings import Settings
@@ -33,6 +33,7 @@ def send_digests(
     dry_run: bool = False,
     limit: int | None = None,
     now: datetime | None = None,
+    fence: Fence | None = None,
 ) -> SendReport:
     """Send the digest of `digest_date` to the given (or all due) subscribers, once each.
 
@@ -40,7 +41,8 @@ def send_digests(
     rule but never the status: only active subscribers get digests. `limit` caps how many
     digests this run records and sends. `dry_run` ranks and renders, records and sends
     nothing. Raises `TransportStopped` (a UserError) when the provider refuses every
-    message; what was sent until then is recorded.
+    message; what was sent until then is recorded. `fence` is a condition every claim must
+    meet (the scheduler passes "this leader still holds its lease").
     """
     report = SendReport(digest_date=digest_date, transport=settings.transport, dry_run=dry_run)
     with Session(engine, expire_on_commit=False) as session:
@@ -81,5 +83,5 @@ def send_digests(
         if fresh:
             compose(engine, settings, fresh, digest_date, report, papers, now)
         # Rows pending from this run, or left pending by an earlier one, go out now.
-        outbox.send_pending(engine, settings, transport, digest_date, ids, limit, papers, report)
+        outbox.send_pending(engine, settings, transport, digest_date, ids, limit, papers, report, fence=fence)
     return report

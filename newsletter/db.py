@@ -8,6 +8,9 @@ is an explicit `newsletter db upgrade`, as a DBA would expect.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -40,6 +43,11 @@ def chunked(items: Iterable[T], size: int = QUERY_CHUNK) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def owner_id() -> str:
+    """A name for a lease or claim this process takes: where it runs, unique per call."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

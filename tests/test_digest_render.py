@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter.delivery.message import build_message, new_message_id
+from newsletter.delivery.message import build_mail, new_message_id
 from newsletter.digest.context import DigestItem, authors_line, subject_line
 from newsletter.digest.render import COMPILE_COUNTS, GMAIL_CLIP_BYTES, render_confirmation, render_digest
 from newsletter.settings import Settings
@@ -176,13 +176,13 @@ def test_message_has_list_headers_ids_and_text_plus_html(
     monkeypatch.setenv("NEWSLETTER_REPLY_TO", "help@papers.example")
     settings = Settings()
     email = render_digest(settings, reader, _items(2), digest_date=DAY)
-    msg: EmailMessage = build_message(
+    msg: EmailMessage = build_mail(
         settings,
         to=reader.email,
         subscriber_id=42,
         rendered=email,
         message_id=new_message_id(settings, "digest.test"),
-    )
+    ).as_message()
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert msg["From"] == "Paper Digest <digest@papers.example>"

@@ -1,4 +1,5 @@
-"""The scheduler lease: one leader per database, renewals, expiry and hand-over."""
+"""The scheduler lease: one leader per database, renewals, expiry and hand-over; a leader
+that cannot renew stands by at once, and work it started is fenced by the lease."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from jobs import lease
+from newsletter.delivery.models import DeliveryStatus
+from newsletter.settings import Settings
+from tests.support.outbox import is_claim, mentions, on_statement, record_digests, rows
+from tests.support.scheduler import stepped_service
 
 TTL = timedelta(seconds=90)
 T0 = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -79,3 +85,71 @@ def test_of_many_schedulers_racing_for_a_free_lease_exactly_one_wins(
     assert len(wins) == 1
     held = lease.current(engine)
     assert held is not None and held.holder == wins[0]
+
+
+# --- a leader that cannot renew (issue 11, item 13) -------------------------------------------
+
+
+def _lease_writes_fail_for(holder: str):  # type: ignore[no-untyped-def]
+    """Every lease statement of `holder` raises, as if its database connection had died."""
+
+    def fail(statement: str, parameters: object) -> None:
+        if "scheduler_lease" in statement and mentions(parameters, holder):
+            raise OperationalError(statement, parameters, ConnectionError("server closed the connection"))
+
+    return fail
+
+
+def test_a_leader_that_cannot_renew_stops_running_jobs_at_once_and_is_never_a_second_leader(
+    engine: Engine, settings: Settings
+) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        leader = stepped_service(settings, engine, "leader")
+        standby = stepped_service(settings, engine, "standby")
+        leader.start()
+        standby.start()
+        assert (leader.is_leader, standby.is_leader) == (True, False)
+        with on_statement(engine, _lease_writes_fail_for("leader")):
+            for second in range(0, 4 * settings.scheduler_lease_seconds, 10):
+                clock.move_to(T0 + timedelta(seconds=second))
+                assert not leader.heartbeat()  # it cannot prove it leads: it stands by
+                standby.heartbeat()
+                assert not leader.is_leader
+                assert standby.is_leader == (second >= settings.scheduler_lease_seconds)
+        leader.stop()
+        standby.stop()
+
+
+def test_a_dispatch_that_outlives_its_leaders_lease_sends_nothing_more(
+    engine: Engine, settings: Settings
+) -> None:
+    """The leader's lease runs out while its dispatch is between rendering and claiming; the
+    new leader sends that digest, the old one sends nothing (its claims are fenced)."""
+    due = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    ids = record_digests(engine, 1, due)
+    with time_machine.travel(due + timedelta(minutes=1), tick=False) as clock:
+        leader = stepped_service(settings, engine, "leader")
+        standby = stepped_service(settings, engine, "standby")
+        leader.start()
+        standby.start()
+        taken_over = []
+
+        def lease_runs_out(statement: str, parameters: object) -> None:
+            if not taken_over and is_claim(statement, parameters):
+                clock.move_to(due + timedelta(minutes=5) + TTL + timedelta(seconds=1))
+                taken_over.append(standby.heartbeat())
+
+        clock.move_to(due + timedelta(minutes=5))
+        leader.heartbeat()
+        with on_statement(engine, lease_runs_out):
+            leader.scheduler.step()  # type: ignore[attr-defined]
+        assert taken_over == [True]
+        clock.move_to(due + timedelta(minutes=10))
+        standby.heartbeat()
+        standby.scheduler.step()  # type: ignore[attr-defined]
+        standby.stop()
+
+    (row,) = rows(engine).values()
+    assert row.id == ids["reader0@example.org"] and row.status == DeliveryStatus.SENT
+    assert row.sent_at == due + timedelta(minutes=10)  # by the new leader, not the old one
+    assert len(list((settings.home / "outbox").rglob("*.eml"))) == 1

@@ -11,95 +11,29 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from jobs.digest import dispatch
 from jobs.send import send_digests
 from newsletter.db import session_scope
 from newsletter.delivery import outbox
-from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
+from newsletter.delivery.models import DeliveryStatus
 from newsletter.delivery.outbox import SendReport
 from newsletter.delivery.transports import get_transport
 from newsletter.settings import Settings
 from subscribers import lifecycle
-from subscribers.models import Status, Subscriber
-from tests.support.papers import make_paper
+from subscribers.models import Subscriber
+from tests.support.outbox import is_claim, is_load, on_statement, record_digests, rows
 from tests.support.sendgrid_server import Reply, SendGridServer, delivery_id, rate_limited
 
 NOW = datetime.now(UTC)
 DAY = NOW.date()
-
-
-def record_digests(engine: Engine, readers: int, day: date = DAY) -> dict[str, int]:
-    """`readers` active subscribers, each with a pending digest of 3 papers: address → delivery id.
-
-    Their send hour is the current UTC hour, so the scheduler's dispatch finds them due now.
-    """
-    with session_scope(engine) as session:
-        papers = [make_paper(i) for i in range(6)]
-        session.add_all(papers)
-        session.flush()
-        ids = {}
-        for n in range(readers):
-            address = f"reader{n}@example.org"
-            reader = Subscriber(
-                email=address, email_key=address, interests=["graphs"], status=Status.ACTIVE,
-                timezone="UTC", send_hour=NOW.hour,
-            )  # fmt: skip
-            session.add(reader)
-            session.flush()
-            row = Delivery(subscriber_id=reader.id, digest_date=day, message_id=f"<digest.{n}@example.org>")  # type: ignore[arg-type]
-            session.add(row)
-            session.flush()
-            for rank in range(3):
-                paper = papers[(n + rank) % len(papers)]
-                session.add(DeliveryItem(delivery_id=row.id, paper_id=paper.id, rank=rank + 1, score=0.9))  # type: ignore[arg-type]
-            ids[address] = row.id
-    return ids  # type: ignore[return-value]
-
-
-def rows(engine: Engine) -> dict[int, Delivery]:
-    with Session(engine) as session:
-        return {r.id: r for r in session.exec(select(Delivery).order_by(col(Delivery.id)))}  # type: ignore[misc]
-
-
-def _params(parameters: Any) -> list[Any]:
-    if isinstance(parameters, dict):
-        return list(parameters.values())
-    if isinstance(parameters, tuple):
-        return list(parameters)
-    return []  # executemany: a list of parameter sets (the marks), never a claim
-
-
-def is_claim(statement: str, parameters: Any) -> bool:
-    """The conditional UPDATE that takes pending rows (pending → sending)."""
-    return statement.lstrip().upper().startswith("UPDATE DELIVERY SET STATUS") and "sending" in _params(parameters)
-
-
-def is_load(statement: str) -> bool:
-    """The outbox reading the next pending rows to render."""
-    return statement.lstrip().upper().startswith("SELECT") and "ORDER BY delivery.id" in statement
-
-
-@contextmanager
-def on_statement(engine: Engine, hook: Callable[[str, Any], None]) -> Iterator[None]:
-    """Call `hook(statement, parameters)` right before every statement the engine runs."""
-
-    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        hook(statement, parameters)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 def _cut_short(sendgrid: SendGridServer, keys: set[int], cut: int) -> None:
@@ -114,7 +48,7 @@ def _cut_short(sendgrid: SendGridServer, keys: set[int], cut: int) -> None:
 def test_an_answer_cut_short_after_its_status_line_is_still_a_sent_message(
     sendgrid: SendGridServer, engine: Engine
 ) -> None:
-    ids = record_digests(engine, 8)
+    ids = record_digests(engine, 8, NOW)
     cut = {ids["reader2@example.org"], ids["reader5@example.org"]}
     _cut_short(sendgrid, cut, -4)  # "202 Accepted" and headers arrive; the body is cut
 
@@ -138,7 +72,7 @@ def test_an_answer_cut_before_its_status_is_an_unknown_outcome_handled_for_that_
     status: DeliveryStatus,
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_IN_FLIGHT_POLICY", policy)
-    ids = record_digests(engine, 8)
+    ids = record_digests(engine, 8, NOW)
     lost = ids["reader3@example.org"]
     _cut_short(sendgrid, {lost}, 5)  # accepted, then the connection dies inside "HTTP/1.1 202"
 
@@ -157,7 +91,7 @@ def test_an_answer_too_late_for_the_timeout_is_not_sent_again_under_mark_failed(
     sendgrid: SendGridServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_IN_FLIGHT_POLICY", "mark-failed")
-    ids = record_digests(engine, 3)
+    ids = record_digests(engine, 3, NOW)
     slow = ids["reader1@example.org"]
     sendgrid.script = lambda body, attempt: (
         Reply(late=1.5) if int(delivery_id(body) or 0) == slow and attempt == 1 else None
@@ -178,15 +112,13 @@ def test_a_message_waiting_out_a_long_rate_limit_is_not_taken_over_by_retry_send
     sendgrid: SendGridServer, engine: Engine, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_IN_FLIGHT_GRACE_SECONDS", "1")
-    ids = record_digests(engine, 2)
+    ids = record_digests(engine, 2, NOW)
     waiting = ids["reader0@example.org"]
     sendgrid.script = lambda body, attempt: (
         rate_limited(4.0) if int(delivery_id(body) or 0) == waiting and attempt == 1 else None
     )
     reports: list[SendReport] = []
-    first = threading.Thread(
-        target=lambda: reports.append(send_digests(engine, Settings(), digest_date=DAY))
-    )
+    first = threading.Thread(target=lambda: reports.append(send_digests(engine, Settings(), digest_date=DAY)))
     first.start()
     try:
         deadline = time.monotonic() + 30
@@ -210,7 +142,7 @@ def test_a_message_waiting_out_a_long_rate_limit_is_not_taken_over_by_retry_send
 def test_a_reader_who_unsubscribes_or_pauses_after_rendering_gets_nothing(
     engine: Engine, settings: Settings
 ) -> None:
-    ids = record_digests(engine, 3)
+    ids = record_digests(engine, 3, NOW)
     changed = threading.Event()
 
     def stop_mail(statement: str, parameters: Any) -> None:
@@ -241,23 +173,25 @@ def _reader(session: Session, address: str) -> Subscriber:
 
 
 def test_two_senders_racing_for_the_same_rows_send_each_message_once(
-    sendgrid: SendGridServer, engine: Engine
+    sendgrid: SendGridServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both senders read the row as pending; the first claims it and its request is held at
     the provider; only then does the second try to claim it."""
-    ids = record_digests(engine, 1)
+    monkeypatch.setenv("NEWSLETTER_SENDGRID_TIMEOUT", "60")  # the held request must not time out
+    ids = record_digests(engine, 1, NOW)
     held = threading.Event()
     sendgrid.script = lambda body, attempt: Reply(wait=held) if attempt == 1 else None
     lock = threading.Lock()
-    loads, claims = [0], [0]
+    readers: set[int] = set()  # the threads (senders) that have read the pending rows
+    claims = [0]
     second_claim_tried = threading.Event()
 
     def order(statement: str, parameters: Any) -> None:
         if is_load(statement):
             with lock:
-                loads[0] += 1
+                readers.add(threading.get_ident())
         elif is_claim(statement, parameters):
-            _wait(lambda: loads[0] >= 2, "both senders to read the pending row")
+            _wait(lambda: len(readers) >= 2, "both senders to read the pending row")
             with lock:
                 claims[0] += 1
                 mine = claims[0]

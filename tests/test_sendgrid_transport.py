@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import date
-from email.message import EmailMessage
 
 import pytest
 
-from newsletter.delivery.message import build_message, new_message_id
-from newsletter.delivery.transports import Outgoing, SendResult, TransportStopped, get_transport
+from newsletter.delivery.message import build_mail, new_message_id
+from newsletter.delivery.transports import Outcome, Outgoing, SendResult, TransportStopped, get_transport
 from newsletter.digest.context import DigestItem
 from newsletter.digest.render import render_digest
 from newsletter.settings import Settings
@@ -27,14 +27,14 @@ def _batch(settings: Settings, n: int) -> list[Outgoing]:
         rendered = render_digest(
             settings, reader, [DigestItem(make_paper(i, id=i), "x", None)], digest_date=DAY
         )
-        message: EmailMessage = build_message(
+        mail = build_mail(
             settings,
             to=reader.email,
             subscriber_id=i,
             rendered=rendered,
             message_id=new_message_id(settings, f"digest.{i}"),
         )
-        out.append(Outgoing(key=i, message=message, digest_date=DAY))
+        out.append(Outgoing(key=i, mail=mail, digest_date=DAY))
     return out
 
 
@@ -143,10 +143,36 @@ def test_a_bad_key_stops_the_run_with_one_clear_line(
     assert sendgrid.statuses[401] == 1  # it stopped after the first refusal
 
 
-def test_a_hung_request_times_out_and_is_retried(sendgrid: SendGridServer) -> None:
-    sendgrid.script = lambda body, attempt: Reply(hang=True) if attempt == 1 else None
+def test_a_request_whose_answer_never_comes_is_an_unknown_outcome_and_not_sent_again(
+    sendgrid: SendGridServer,
+) -> None:
+    """After a timeout nobody knows whether SendGrid took the message: sending it again here
+    could make a second copy, so the outbox's in-flight policy decides instead."""
+    sendgrid.script = lambda body, attempt: Reply(hang=True)
     started = time.monotonic()
     results = _send(1)
     sendgrid.release()
-    assert results[1].ok and results[1].attempts == 2
+    assert results[1].outcome == Outcome.UNKNOWN and results[1].attempts == 1
+    assert "outcome unknown" in (results[1].error or "") and "Timeout" in (results[1].error or "")
     assert time.monotonic() - started < 10
+
+
+def test_a_server_that_cannot_be_reached_is_retried_then_fails_the_message(
+    sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing reached SendGrid, so retrying cannot duplicate; the outcome is certain."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("NEWSLETTER_SENDGRID_HOST", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    monkeypatch.setenv("NEWSLETTER_SENDGRID_MAX_RETRIES", "2")
+    result = _send(1)[1]
+    assert result.outcome == Outcome.FAILED and result.attempts == 3
+    assert (result.error or "").startswith("SendGrid unreachable: ConnectError")
+
+
+def test_connections_are_kept_alive_and_reused(
+    sendgrid: SendGridServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SENDGRID_CONCURRENCY", "2")
+    assert all(r.ok for r in _send(12).values())
+    assert len(sendgrid.accepted) == 12 and sendgrid.connections <= 2

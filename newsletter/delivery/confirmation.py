@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlmodel import Session, col, func, select
 
 from newsletter.dbtypes import utcnow
-from newsletter.delivery.message import build_message, new_message_id
+from newsletter.delivery.message import build_mail, new_message_id
 from newsletter.delivery.models import ConfirmationEmail
 from newsletter.delivery.transports import Outgoing, get_transport
 from newsletter.digest.render import render_confirmation
@@ -43,7 +43,7 @@ def send_confirmation(session: Session, settings: Settings, subscriber: Subscrib
     if confirmations_today(session, subscriber.id) >= settings.confirmations_per_day:
         return False
     message_id = new_message_id(settings, f"confirm.{subscriber.id}")
-    message = build_message(
+    mail = build_mail(
         settings,
         to=subscriber.email,
         subscriber_id=subscriber.id,
@@ -53,7 +53,7 @@ def send_confirmation(session: Session, settings: Settings, subscriber: Subscrib
     )
     now = utcnow()
     with get_transport(settings) as transport:
-        results = list(transport.send([Outgoing(key=0, message=message, digest_date=now.date())]))
+        results = list(transport.send([Outgoing(key=0, mail=mail, digest_date=now.date())]))
     if not results or not results[0].ok:
         return False
     session.add(ConfirmationEmail(subscriber_id=subscriber.id, sent_at=now, message_id=message_id))

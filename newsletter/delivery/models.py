@@ -19,6 +19,9 @@ from newsletter.dbtypes import UTCDateTime, utcnow
 class DeliveryStatus(StrEnum):
     """pending → sending → sent | failed; skipped when nothing new matched.
 
+    sending: claimed by one run (`claimed_by`) until `claim_expires_at`, which that run keeps
+    pushing forward while it is alive; only a row whose claim has expired is taken over.
+
     missed: the scheduler was down past the grace period after the send time, so the
     digest was recorded as missed instead of arriving hours late (jobs/digest.py).
     """
@@ -47,6 +50,8 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=255, description="the run that last claimed it")
+    claim_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DeliveryItem(SQLModel, table=True):

@@ -8,35 +8,44 @@ due and what they get is the job of the floors above (`jobs.compose` ranks and h
    is committed before anything is sent. The unique (subscriber, digest_date) key means a
    second run, a concurrent scheduler or a rerun after a crash finds the row and never
    records it twice.
-2. **claim** — right before the transport hands one message to the provider, a conditional
-   `UPDATE … SET status='sending' WHERE status='pending'` claims it (one winner, any database).
-3. **mark** — the provider's answer makes it `sent` (with the provider id), `failed` (with
-   the reason) or, when nothing was attempted, `pending` again.
+2. **claim** — rows are rendered, then claimed a small group at a time right before they are
+   handed to the transport: one conditional `UPDATE … SET status='sending' WHERE id IN (…)
+   AND status='pending' AND the reader is still active RETURNING id` (one winner, any
+   database; an unsubscribe or pause after rendering stops the message). A claim names its
+   run (`claimed_by`) and lasts until `claim_expires_at`, which the run's heartbeat keeps
+   pushing forward: a message that waits out a long rate limit stays its run's.
+3. **mark** — each answer is committed as soon as it arrives (answers that arrive together
+   share one transaction): `sent` (with the provider id), `failed` (with the reason), or,
+   when nothing was attempted, `pending` again.
 
-A kill -9 between 2 and 3 leaves a row `sending`: that message was in flight and nobody can
-know whether the provider took it. `in_flight_policy` decides, explicitly and reported:
-`resend` (default: a rare duplicate beats a silent miss), `mark-failed`, or `hold` (leave it
-for `deliveries retry`). Rows younger than `in_flight_grace_seconds` are left alone: they may
-belong to a run that is still alive.
+A row is `sending` only while its run is alive or after it died. Once its claim has expired,
+`in_flight_policy` decides, explicitly and reported: `resend` (default: a rare duplicate
+beats a silent miss), `mark-failed`, or `hold` (leave it for `deliveries retry`). A message
+whose answer was lost (`Outcome.UNKNOWN`: the provider may have taken it) gets the same
+policy at once, for that message only, and the run goes on.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Engine, bindparam, case, exists, func, literal, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from newsletter.db import chunked, session_scope
+from newsletter.db import chunked, owner_id, session_scope
 from newsletter.dbtypes import utcnow
-from newsletter.delivery.message import build_message, new_message_id
+from newsletter.delivery.message import build_mail, new_message_id
 from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
 from newsletter.delivery.transports import (
+    Outcome,
     Outgoing,
     SendResult,
     Transport,
@@ -50,11 +59,28 @@ from newsletter.papers.queries import trending as trending_papers
 from newsletter.settings import Settings
 from subscribers.models import Status, Subscriber
 
+log = logging.getLogger("newsletter.delivery.outbox")
+
 #: Statuses of a row whose digest has not reached an end yet.
 UNFINISHED = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 
-#: Messages per transport batch (rows read, rendered and handed to the transport at once).
+#: Rows read (and their subscribers and papers loaded) at once.
 SEND_CHUNK = 200
+
+#: Shortest claim: a claim must outlive at least one heartbeat (NEWSLETTER_IN_FLIGHT_GRACE_SECONDS=0).
+MIN_CLAIM_SECONDS = 1.0
+
+#: Extra passes over the messages this run put back to pending (an unknown outcome under
+#: `resend`, a claim that lapsed): each is sent again at most this many times per run.
+RESEND_PASSES = 2
+
+#: Extra SQL condition every claim must meet (e.g. "the scheduler lease is still ours").
+Fence = Callable[[], ColumnElement[bool]]
+
+#: The delivery table (its columns are typed where SQLModel's model attributes are optional).
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+
+LEASE_LOST = "stopped: this scheduler lost its lease; the new leader sends the rest"
 
 
 @dataclass
@@ -75,6 +101,7 @@ class SendReport:
     in_flight: int = 0
     in_flight_policy: str = ""
     in_flight_young: int = 0
+    uncertain: int = 0  # answers lost after the request went out: handled by in_flight_policy
     stopped: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     previews: list[dict[str, Any]] = field(default_factory=list)
@@ -99,6 +126,12 @@ class SendReport:
             )
         if self.in_flight_young:
             parts.append(f"{self.in_flight_young} in flight in another run, left alone")
+        if self.uncertain:
+            parts.append(
+                f"{self.uncertain} whose answer was lost, so maybe delivered (policy {self.in_flight_policy})"
+            )
+        if self.stopped:
+            parts.append(self.stopped)
         return ", ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,43 +151,56 @@ class SendReport:
             "in_flight": self.in_flight,
             "in_flight_policy": self.in_flight_policy,
             "in_flight_young": self.in_flight_young,
+            "uncertain": self.uncertain,
             "stopped": self.stopped,
             "failures": self.failures,
             "previews": self.previews,
         }
 
 
+def _claim_ended(now: datetime) -> ColumnElement[bool]:
+    """A `sending` row whose run is gone: its claim expired (or it never had one)."""
+    expiry = col(Delivery.claim_expires_at)
+    return (col(Delivery.status) == DeliveryStatus.SENDING) & (expiry.is_(None) | (expiry <= now))
+
+
+#: What each in-flight policy does to a message whose outcome is unknown: the new status
+#: (None: stays `sending`, with its claim ended, for `deliveries retry`) and the note.
+POLICY: dict[str, tuple[DeliveryStatus | None, str]] = {
+    "resend": (DeliveryStatus.PENDING, "sending again (in_flight_policy=resend)"),
+    "mark-failed": (DeliveryStatus.FAILED, "marked failed (in_flight_policy=mark-failed)"),
+    "hold": (None, "held (in_flight_policy=hold): see `deliveries retry`"),
+}
+
+
 def recover_in_flight(
     engine: Engine, settings: Settings, digest_date: date, ids: Sequence[int] | None, report: SendReport
 ) -> None:
-    """Apply `in_flight_policy` to rows a dead run left `sending` (of `ids`, else of every
-    subscriber), and count what it did."""
-    cutoff = utcnow() - timedelta(seconds=settings.in_flight_grace_seconds)
+    """Apply `in_flight_policy` to the rows of runs that died while sending them (of `ids`,
+    else of every subscriber), and count what it did. Rows whose claim is alive belong to a
+    live run, however long they have waited: they are counted and left alone."""
     policy = settings.in_flight_policy
     report.in_flight_policy = policy
-    with session_scope(engine) as session:
-        query = select(Delivery).where(
-            Delivery.digest_date == digest_date, Delivery.status == DeliveryStatus.SENDING
-        )
-        if ids is not None:
-            query = query.where(col(Delivery.subscriber_id).in_(list(ids)))
-        for row in session.exec(query):
-            if row.updated_at > cutoff:
+    status, action = POLICY[policy]
+    now = utcnow()
+    query = select(col(Delivery.id), col(Delivery.updated_at), col(Delivery.claim_expires_at)).where(
+        col(Delivery.digest_date) == digest_date, col(Delivery.status) == DeliveryStatus.SENDING
+    )
+    if ids is not None:
+        query = query.where(col(Delivery.subscriber_id).in_(list(ids)))
+    with engine.begin() as conn:
+        for row_id, updated_at, expires in conn.execute(query).all():
+            if expires is not None and expires > now:
                 report.in_flight_young += 1
                 continue
-            report.in_flight += 1
-            note = f"in flight when a run stopped ({row.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
-            if policy == "resend":
-                row.status = DeliveryStatus.PENDING
-                row.last_error = f"{note}; sending again (in_flight_policy=resend)"
-            elif policy == "mark-failed":
-                row.status = DeliveryStatus.FAILED
-                row.last_error = f"{note}; marked failed (in_flight_policy=mark-failed)"
-            else:
-                row.last_error = f"{note}; held (in_flight_policy=hold): see `deliveries retry`"
-                continue
-            row.updated_at = utcnow()
-            session.add(row)
+            note = f"in flight when a run stopped ({updated_at:%Y-%m-%d %H:%M:%S} UTC); {action}"
+            values: dict[str, Any] = {"last_error": note, "claim_expires_at": None}
+            if status is not None:
+                values |= {"status": status, "updated_at": now}
+            taken = conn.execute(
+                update(Delivery).where(col(Delivery.id) == row_id, _claim_ended(now)).values(**values)
+            )
+            report.in_flight += taken.rowcount
 
 
 @dataclass(frozen=True)
@@ -227,97 +273,353 @@ def record(
     report.skipped += sum(1 for d in written if d.status == DeliveryStatus.SKIPPED)
 
 
-def _claimer(engine: Engine):  # type: ignore[no-untyped-def]
-    """The transport's claim hook: pending → sending, atomically, right before sending."""
+class Claims:
+    """The claims of one send run: its owner id, and an expiry a heartbeat thread keeps
+    pushing forward while the run is alive.
 
-    def claim(item: Outgoing) -> bool:
-        with engine.begin() as conn:
-            result = conn.execute(
+    Another run takes a `sending` row over only once its claim has expired, so a message
+    waiting out a long 429 is never sent twice. The other way round, this run sends a
+    message only while its claims are certainly still its own (`held`): if renewing fails
+    (the database is unreachable), it stops before anyone else could take them over. A
+    `fence` (e.g. "this scheduler still holds its lease") is part of every claim.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings, fence: Fence | None = None) -> None:
+        self.engine = engine
+        self.owner = owner_id()
+        self.ttl = timedelta(seconds=max(settings.in_flight_grace_seconds, MIN_CLAIM_SECONDS))
+        self.fence = fence
+        self._valid_until = utcnow() + self.ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="outbox-claims", daemon=True)
+
+    def __enter__(self) -> Claims:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def held(self) -> bool:
+        """Whether this run's claims are still its own, with a margin before they expire."""
+        return utcnow() < self._valid_until - self.ttl / 4
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl.total_seconds() / 3):
+            try:
+                self.renew()
+            except SQLAlchemyError:
+                log.exception("cannot renew the claims of send run %s; retrying", self.owner)
+
+    def renew(self) -> None:
+        """Push the expiry of every message this run is sending forward by the claim's ttl."""
+        until = utcnow() + self.ttl
+        with self.engine.begin() as conn:
+            conn.execute(
                 update(Delivery)
-                .where(and_(col(Delivery.id) == item.key, col(Delivery.status) == DeliveryStatus.PENDING))
-                .values(
+                .where(col(Delivery.claimed_by) == self.owner, col(Delivery.status) == DeliveryStatus.SENDING)
+                .values(claim_expires_at=until)
+            )
+        self._valid_until = until
+
+    def claim(self, ids: Sequence[int]) -> set[int]:
+        """pending → sending for those of `ids` still pending whose reader is still active
+        (and that the fence allows), in one statement; returns the ids this run now holds."""
+        now = utcnow()
+        active = exists().where(
+            col(Subscriber.id) == col(Delivery.subscriber_id), col(Subscriber.status) == Status.ACTIVE
+        )
+        query = update(Delivery).where(
+            col(Delivery.id).in_(list(ids)), col(Delivery.status) == DeliveryStatus.PENDING, active
+        )
+        if self.fence is not None:
+            query = query.where(self.fence())
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                query.values(
                     status=DeliveryStatus.SENDING,
                     attempts=col(Delivery.attempts) + 1,
-                    updated_at=utcnow(),
-                )
+                    updated_at=now,
+                    claimed_by=self.owner,
+                    claim_expires_at=now + self.ttl,
+                ).returning(DELIVERY.c.id)
             )
-            return result.rowcount == 1
+            return set(claimed.scalars())
 
-    return claim
+    def fenced_out(self) -> bool:
+        """Whether the fence now refuses every claim (e.g. the scheduler lost its lease)."""
+        if self.fence is None:
+            return False
+        with self.engine.connect() as conn:
+            return not conn.execute(select(self.fence())).scalar()
 
 
-def _mark(engine: Engine, result: SendResult, report: SendReport) -> None:
-    """Record the provider's answer at once (one UPDATE, committed: a 202 is never forgotten)."""
-    now = utcnow()
-    values: dict[str, Any]
-    if result.ok:
-        values = {
-            "status": DeliveryStatus.SENT,
-            "sent_at": now,
-            "last_error": None,
-            "provider_message_id": result.provider_id,
-        }
-        report.sent += 1
-    elif not result.attempted:  # nothing reached the provider: it stays owed
-        values = {
-            "status": DeliveryStatus.PENDING,
-            "last_error": result.error,
-            "attempts": case((col(Delivery.attempts) > 0, col(Delivery.attempts) - 1), else_=0),
-        }
-    else:
-        values = {"status": DeliveryStatus.FAILED, "last_error": result.error}
-        report.failed += 1
-        report.failures.append({"delivery_id": result.key, "error": result.error})
+def refuse_inactive(engine: Engine, ids: Sequence[int]) -> int:
+    """Fail those of `ids` still pending whose reader is no longer active (unsubscribed,
+    paused, bounced… after the digest was recorded); returns how many."""
+    reader = col(Subscriber.id) == col(Delivery.subscriber_id)
+    status = select(col(Subscriber.status)).where(reader).scalar_subquery()
+    active = exists().where(reader, col(Subscriber.status) == Status.ACTIVE)
     with engine.begin() as conn:
-        conn.execute(update(Delivery).where(col(Delivery.id) == result.key).values(updated_at=now, **values))
+        refused = conn.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(list(ids)), col(Delivery.status) == DeliveryStatus.PENDING, ~active)
+            .values(
+                status=DeliveryStatus.FAILED,
+                last_error=literal("not sent: the subscriber is ") + status,
+                updated_at=utcnow(),
+            )
+        )
+        return refused.rowcount
 
 
-def _outgoing_batch(
-    engine: Engine, settings: Settings, rows: list[Delivery], trending: list[Paper], report: SendReport
-) -> list[Outgoing]:
-    """Render each pending row from its stored items (a rerun shows exactly what was recorded)."""
-    ids = [r.id for r in rows]
-    with session_scope(engine) as session:
+def _answer_statement(*, owned: bool, **values: Any) -> Any:
+    """One UPDATE per outcome, run once per answer (executemany). A row this run no longer
+    owns (another run took over an expired claim) is left to that run, except for a
+    provider's acceptance: that is recorded whoever holds the row (a 202 is never lost)."""
+    query = update(Delivery).where(col(Delivery.id) == bindparam("key"))
+    if owned:
+        query = query.where(
+            col(Delivery.claimed_by) == bindparam("owner"), col(Delivery.status) == DeliveryStatus.SENDING
+        )
+    return query.values(updated_at=bindparam("now"), claim_expires_at=None, **values)
+
+
+_SENT = _answer_statement(
+    owned=False,
+    status=DeliveryStatus.SENT,
+    sent_at=bindparam("now"),
+    last_error=None,
+    provider_message_id=bindparam("provider_id"),
+)
+_FAILED = _answer_statement(owned=True, status=DeliveryStatus.FAILED, last_error=bindparam("error"))
+#: Nothing reached the provider: still owed, and the attempt does not count.
+_NOT_SENT = _answer_statement(
+    owned=True,
+    status=DeliveryStatus.PENDING,
+    last_error=bindparam("error"),
+    attempts=case((col(Delivery.attempts) > 0, col(Delivery.attempts) - 1), else_=0),
+)
+_UNKNOWN = {
+    policy: _answer_statement(owned=True, last_error=bindparam("error"))
+    if status is None
+    else _answer_statement(owned=True, status=status, last_error=bindparam("error"))
+    for policy, (status, _) in POLICY.items()
+}
+
+
+def record_answers(
+    engine: Engine, settings: Settings, owner: str, results: Sequence[SendResult], report: SendReport
+) -> list[int]:
+    """Commit a batch of answers in one transaction; returns the ids put back to pending to
+    be sent again by this run (unknown outcomes under `resend`, claims that lapsed)."""
+    now = utcnow()
+    policy = settings.in_flight_policy
+    note = POLICY[policy][1]
+    by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+    again: list[int] = []
+    for result in results:
+        params: dict[str, Any] = {"key": result.key, "now": now, "owner": owner}
+        if result.outcome is Outcome.SENT:
+            statement, params = _SENT, {"key": result.key, "now": now, "provider_id": result.provider_id}
+            report.sent += 1
+        elif result.outcome is Outcome.FAILED:
+            statement, params["error"] = _FAILED, result.error
+            report.failed += 1
+            report.failures.append({"delivery_id": result.key, "error": result.error})
+        elif result.outcome is Outcome.NOT_SENT:
+            statement, params["error"] = _NOT_SENT, result.error
+            again.append(result.key)
+        else:
+            statement, params["error"] = _UNKNOWN[policy], f"{result.error}; {note}"
+            report.uncertain += 1
+            if policy == "resend":
+                again.append(result.key)
+            elif policy == "mark-failed":
+                report.failures.append({"delivery_id": result.key, "error": params["error"]})
+        by_statement.setdefault(id(statement), (statement, []))[1].append(params)
+    with engine.begin() as conn:
+        for statement, rows in by_statement.values():
+            conn.execute(statement, rows)
+    return again
+
+
+@dataclass
+class _Pass:
+    """One pass over pending rows: the caller's thread renders, claims a group at a time and
+    hands the claimed messages to the transport; a second thread commits each answer as
+    soon as it arrives, so rendering, the network and the database overlap."""
+
+    engine: Engine
+    settings: Settings
+    transport: Transport
+    claims: Claims
+    report: SendReport
+    trending: list[Paper]
+    again: list[int] = field(default_factory=list)
+    stopped: str | None = None
+
+    def __post_init__(self) -> None:
+        # Claimed in groups of a few times the transport's concurrency: few statements, and
+        # still only a handful of messages are `sending` before they are on the wire.
+        self.group = max(8, 2 * self.transport.concurrency)
+        # Rendered but unanswered messages are bounded: memory, and what a kill -9 leaves in doubt.
+        self._room = threading.Semaphore(self.group + 2 * self.transport.concurrency)
+        self._pending: list[Outgoing] = []
+        self._answers: queue.SimpleQueue[SendResult | None] = queue.SimpleQueue()
+        self._unanswered = 0
+        self._done = threading.Condition()
+        self._error: BaseException | None = None
+        self._recorder = threading.Thread(target=self._record, name="outbox-answers", daemon=True)
+        self._recorder.start()
+
+    def render(self, rows: list[Delivery]) -> None:
+        """Render each row from its stored items (a rerun shows exactly what was recorded)."""
+        subscribers, items = _load(self.engine, rows)
+        inactive = []
+        for row in rows:
+            assert row.id is not None
+            subscriber = subscribers.get(row.subscriber_id)
+            if subscriber is None or subscriber.status != Status.ACTIVE:
+                inactive.append(row.id)
+                continue
+            self._room.acquire()
+            rendered = render_digest(
+                self.settings,
+                subscriber,
+                items.get(row.id, []),
+                digest_date=row.digest_date,
+                trending=self.trending,
+            )
+            self.report.rendered += 1
+            mail = build_mail(
+                self.settings,
+                to=subscriber.email,
+                subscriber_id=row.subscriber_id,
+                rendered=rendered,
+                message_id=row.message_id or new_message_id(self.settings, f"digest.{row.id}"),
+            )
+            self._pending.append(Outgoing(row.id, mail, row.digest_date, held=self.claims.held))
+            if len(self._pending) >= self.group:
+                self.flush()
+                if self.stopped:
+                    return
+        if inactive:
+            self.report.not_active += refuse_inactive(self.engine, inactive)
+
+    def flush(self) -> None:
+        """Claim the rendered group and hand what was claimed to the transport."""
+        group, self._pending = self._pending, []
+        if not group:
+            return
+        if self._error is not None:
+            raise self._error
+        claimed = self.claims.claim([item.key for item in group])
+        lost = [item.key for item in group if item.key not in claimed]
+        if lost:
+            self._room.release(len(lost))
+            self.report.not_active += refuse_inactive(self.engine, lost)
+            if self.claims.fenced_out():
+                self.stopped = LEASE_LOST
+        for item in group:
+            if item.key in claimed:
+                with self._done:
+                    self._unanswered += 1
+                self.transport.submit(item).add_done_callback(lambda done: self._answers.put(done.result()))
+        self.stopped = self.stopped or self.transport.stopped
+
+    def _record(self) -> None:
+        while (first := self._answers.get()) is not None:
+            batch = [first]
+            while not self._answers.empty():  # whatever else has arrived: one transaction
+                answer = self._answers.get()
+                assert answer is not None  # the end mark comes only after every answer
+                batch.append(answer)
+            try:
+                self.again += record_answers(
+                    self.engine, self.settings, self.claims.owner, batch, self.report
+                )
+            except BaseException as exc:  # e.g. the database went away: the run stops
+                self._error = self._error or exc
+            self._room.release(len(batch))
+            with self._done:
+                self._unanswered -= len(batch)
+                self._done.notify_all()
+
+    def finish(self) -> None:
+        """Send what is still rendered (unless stopping), wait for every answer to be
+        recorded, then stop the recorder; re-raise what the recorder could not record."""
+        try:
+            if self.stopped or self._error is not None:
+                self._room.release(len(self._pending))
+                self._pending = []
+            else:
+                self.flush()
+        finally:
+            with self._done:
+                self._done.wait_for(lambda: self._unanswered == 0)
+            self._answers.put(None)
+            self._recorder.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _load(engine: Engine, rows: list[Delivery]) -> tuple[dict[int, Subscriber], dict[int, list[DigestItem]]]:
+    """The subscribers of `rows` and each row's stored items, in two queries."""
+    with Session(engine, expire_on_commit=False) as session:
         subscribers = {
             s.id: s
             for s in session.exec(
                 select(Subscriber).where(col(Subscriber.id).in_([r.subscriber_id for r in rows]))
             )
+            if s.id is not None
         }
-        stored = list(
-            session.exec(
-                select(DeliveryItem, Paper)
-                .join(Paper, col(Paper.id) == col(DeliveryItem.paper_id))
-                .where(col(DeliveryItem.delivery_id).in_(ids))
-                .order_by(col(DeliveryItem.delivery_id), col(DeliveryItem.rank))
+        stored = session.exec(
+            select(DeliveryItem, Paper)
+            .join(Paper, col(Paper.id) == col(DeliveryItem.paper_id))
+            .where(col(DeliveryItem.delivery_id).in_([r.id for r in rows]))
+            .order_by(col(DeliveryItem.delivery_id), col(DeliveryItem.rank))
+        )
+        items: dict[int, list[DigestItem]] = defaultdict(list)
+        for item, paper in stored:
+            items[item.delivery_id].append(
+                DigestItem(paper, item.matched_interest, item.highlight, item.reason, item.score)
             )
+    return subscribers, items
+
+
+def _pending_rows(
+    engine: Engine,
+    digest_date: date,
+    subscriber_ids: Sequence[int] | None,
+    delivery_ids: Sequence[int] | None,
+    limit: int | None,
+) -> Iterator[list[Delivery]]:
+    """The pending rows of `digest_date`, in id order, SEND_CHUNK at a time, `limit` at most."""
+    remaining = limit
+    last_id = 0
+    while remaining is None or remaining > 0:
+        size = SEND_CHUNK if remaining is None else min(SEND_CHUNK, remaining)
+        query = (
+            select(Delivery)
+            .where(Delivery.digest_date == digest_date, Delivery.status == DeliveryStatus.PENDING)
+            .where(col(Delivery.id) > last_id)
+            .order_by(col(Delivery.id))
+            .limit(size)
         )
-    by_delivery: dict[int, list[DigestItem]] = {}
-    for item, paper in stored:
-        by_delivery.setdefault(item.delivery_id, []).append(
-            DigestItem(paper, item.matched_interest, item.highlight, item.reason, item.score)
-        )
-    batch: list[Outgoing] = []
-    for row in rows:
-        subscriber = subscribers.get(row.subscriber_id)
-        assert row.id is not None
-        if subscriber is None or subscriber.status != Status.ACTIVE:
-            report.not_active += 1
-            status = subscriber.status if subscriber else "erased"
-            _mark(engine, SendResult(row.id, False, error=f"not sent: the subscriber is {status}"), report)
-            continue
-        items = by_delivery.get(row.id, [])
-        rendered = render_digest(settings, subscriber, items, digest_date=row.digest_date, trending=trending)
-        report.rendered += 1
-        message = build_message(
-            settings,
-            to=subscriber.email,
-            subscriber_id=row.subscriber_id,
-            rendered=rendered,
-            message_id=row.message_id or new_message_id(settings, f"digest.{row.id}"),
-        )
-        batch.append(Outgoing(key=row.id, message=message, digest_date=row.digest_date))
-    return batch
+        if subscriber_ids is not None:
+            query = query.where(col(Delivery.subscriber_id).in_(list(subscriber_ids)))
+        if delivery_ids is not None:
+            query = query.where(col(Delivery.id).in_(list(delivery_ids)))
+        with Session(engine, expire_on_commit=False) as session:
+            rows = list(session.exec(query))
+        if not rows:
+            return
+        last_id = rows[-1].id or last_id
+        if remaining is not None:
+            remaining -= len(rows)
+        yield rows
 
 
 def send_pending(
@@ -329,40 +631,34 @@ def send_pending(
     limit: int | None,
     trending: list[Paper],
     report: SendReport,
+    *,
+    fence: Fence | None = None,
 ) -> None:
     """Send the pending digests of `digest_date` (of `ids`, else everybody's), `limit` at most.
 
-    Raises `TransportStopped` when the provider refuses every message; what was sent until
-    then is marked.
+    Messages this run had to put back to pending (an unknown outcome under `resend`) are sent
+    again in up to RESEND_PASSES further passes. Raises `TransportStopped` when the provider
+    refuses every message; what was sent until then is marked. A `fence` that stops holding
+    (the scheduler lost its lease) ends the run quietly, with `report.stopped` saying so.
     """
-    claim = _claimer(engine)
-    remaining = limit
-    last_id = 0
-    while remaining is None or remaining > 0:
-        size = SEND_CHUNK if remaining is None else min(SEND_CHUNK, remaining)
-        with Session(engine, expire_on_commit=False) as session:
-            query = (
-                select(Delivery)
-                .where(Delivery.digest_date == digest_date, Delivery.status == DeliveryStatus.PENDING)
-                .where(col(Delivery.id) > last_id)
-                .order_by(col(Delivery.id))
-                .limit(size)
-            )
-            if ids is not None:
-                query = query.where(col(Delivery.subscriber_id).in_(list(ids)))
-            rows = list(session.exec(query))
-        if not rows:
-            return
-        last_id = rows[-1].id or last_id
-        batch = _outgoing_batch(engine, settings, rows, trending, report)
-        if remaining is not None:
-            remaining -= len(rows)
-        try:
-            for result in transport.send(batch, claim):
-                _mark(engine, result, report)
-        except TransportStopped as exc:
-            report.stopped = exc.message
-            raise
+    report.in_flight_policy = settings.in_flight_policy
+    with Claims(engine, settings, fence) as claims:
+        only: list[int] | None = None
+        for _ in range(1 + RESEND_PASSES):
+            run = _Pass(engine, settings, transport, claims, report, trending)
+            try:
+                for rows in _pending_rows(engine, digest_date, ids, only, None if only else limit):
+                    run.render(rows)
+                    if run.stopped:
+                        break
+            finally:
+                run.finish()
+            report.stopped = run.stopped
+            if run.stopped or not run.again:
+                break
+            only = run.again
+    if transport.stopped:
+        raise TransportStopped(transport.stopped)
 
 
 def record_missed(engine: Engine, missed: Sequence[tuple[int, date, str]]) -> list[tuple[int, date]]:
@@ -387,22 +683,21 @@ def record_missed(engine: Engine, missed: Sequence[tuple[int, date, str]]) -> li
 
 
 def retry(engine: Engine, settings: Settings, *, digest_date: date | None = None) -> list[SendReport]:
-    """Put failed (and held in-flight) digests back to pending and send them again."""
-    cutoff = utcnow() - timedelta(seconds=settings.in_flight_grace_seconds)
-    with session_scope(engine) as session:
-        query = select(Delivery).where(
-            (col(Delivery.status) == DeliveryStatus.FAILED)
-            | ((col(Delivery.status) == DeliveryStatus.SENDING) & (col(Delivery.updated_at) < cutoff))
-        )
-        if digest_date is not None:
-            query = query.where(Delivery.digest_date == digest_date)
-        rows = list(session.exec(query))
-        by_date: dict[date, list[int]] = {}
-        for row in rows:
-            row.status = DeliveryStatus.PENDING
-            row.updated_at = utcnow()
-            session.add(row)
-            by_date.setdefault(row.digest_date, []).append(row.subscriber_id)
+    """Put failed digests, and those whose run died while sending them, back to pending and
+    send them again. A message still in flight in a live run is not touched."""
+    now = utcnow()
+    query = update(Delivery).where((col(Delivery.status) == DeliveryStatus.FAILED) | _claim_ended(now))
+    if digest_date is not None:
+        query = query.where(col(Delivery.digest_date) == digest_date)
+    with engine.begin() as conn:
+        taken = conn.execute(
+            query.values(status=DeliveryStatus.PENDING, updated_at=now, claim_expires_at=None).returning(
+                col(Delivery.digest_date), col(Delivery.subscriber_id)
+            )
+        ).all()
+    by_date: dict[date, list[int]] = defaultdict(list)
+    for day, subscriber_id in taken:
+        by_date[day].append(subscriber_id)
     reports: list[SendReport] = []
     if not by_date:
         return reports

@@ -2,18 +2,18 @@
 
 `step()` is APScheduler's own job processing (due jobs from the SQLAlchemy job store,
 coalescing, misfire handling, next-run bookkeeping), run once, in the test's thread, at
-whatever time time-machine says it is. Jobs run inline (DebugExecutor) and any exception a
-job raises is kept in `errors`, so a failing job fails the test instead of only being logged.
+whatever time time-machine says it is. Jobs run inline (the service's own executor, in the
+leader's tenure) and any exception a job raises is kept in `errors`, so a failing job fails
+the test instead of only being logged.
 """
 
 from __future__ import annotations
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
-from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine
 
-from jobs.scheduler import SchedulerService, build_scheduler
+from jobs.scheduler import SchedulerService
 from newsletter.settings import Settings
 
 
@@ -44,5 +44,8 @@ class SteppedScheduler(BaseScheduler):
 
 def stepped_service(settings: Settings, engine: Engine, holder: str) -> SchedulerService:
     """A SchedulerService as `newsletter scheduler` builds it, but stepped by the test."""
-    scheduler = build_scheduler(settings, engine, scheduler_class=SteppedScheduler, executor=DebugExecutor())
-    return SchedulerService(settings, scheduler=scheduler, holder=holder, heartbeat_thread=False)
+    service = SchedulerService(
+        settings, scheduler_class=SteppedScheduler, inline_jobs=True, holder=holder, heartbeat_thread=False
+    )
+    assert service.engine is engine
+    return service

@@ -113,6 +113,7 @@ class SendGridServer:
         self.cut_short: Counter[str] = Counter()  # accepted, answer cut: the sender cannot know
         self.dropped: Counter[str] = Counter()  # connection closed before accepting
         self.hanging = 0
+        self.connections = 0  # TCP connections accepted (keep-alive reuses them)
         self.validate = True
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -225,6 +226,11 @@ class SendGridServer:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server.connections += 1
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

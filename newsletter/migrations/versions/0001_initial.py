@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 18:26:16.261475
+Create Date: 2026-12-02 08:26:28.135992
 """
 from typing import Sequence, Union
 
@@ -64,6 +64,7 @@ def upgrade() -> None:
     op.create_table('scheduler_lease',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
     sa.Column('acquired_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name')
@@ -114,6 +115,8 @@ def upgrade() -> None:
     sa.Column('created_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('claim_expires_at', newsletter.dbtypes.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('subscriber_id', 'digest_date')
