@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import email
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -27,8 +23,8 @@ from newsletter.delivery.models import Delivery, DeliveryItem, DeliveryStatus
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.settings import Settings
 from subscribers.models import Status, Subscriber
+from tests.support.outbox import send_process, wait_for
 from tests.support.papers import TOPICS, make_paper
-from tests.support.requirements import ROOT
 from tests.support.sendgrid_server import Reply, SendGridServer, delivery_id, rate_limited
 
 pytestmark = pytest.mark.slow
@@ -331,25 +327,6 @@ def test_a_refused_api_key_stops_the_run_and_leaves_digests_pending(
     assert sendgrid.recipients() == {address: 1 for address in READERS}
 
 
-def _send_process(day: date) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", "--date", day.isoformat()],
-        cwd=os.getcwd(),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_kill_9_mid_batch_then_rerun_gives_every_reader_exactly_one_digest(
     sendgrid: SendGridServer, session: Session, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -363,9 +340,9 @@ def test_kill_9_mid_batch_then_rerun_gives_every_reader_exactly_one_digest(
     monkeypatch.setenv("NEWSLETTER_SENDGRID_TIMEOUT", "60")
     monkeypatch.setenv("NEWSLETTER_IN_FLIGHT_GRACE_SECONDS", "1")
 
-    first = _send_process(DAY)
+    first = send_process(DAY)
     try:
-        _wait_for(
+        wait_for(
             lambda: (
                 sendgrid.hanging >= 1
                 and sum(r.status == DeliveryStatus.SENT for r in _rows(engine)) == answered
@@ -385,12 +362,12 @@ def test_kill_9_mid_batch_then_rerun_gives_every_reader_exactly_one_digest(
 
     sendgrid.script = None
     sendgrid.release()
-    _wait_for(
+    wait_for(
         lambda: all(r.claim_expires_at < datetime.now(UTC) for r in _rows(engine) if r.claim_expires_at),
         30,
         "the killed run's claims to expire",
     )
-    second = _send_process(DAY)
+    second = send_process(DAY)
     output, _ = second.communicate(timeout=300)
     assert second.returncode == 0, output
     assert "found in flight from a stopped run (policy resend)" in output

@@ -461,22 +461,23 @@ class _Pass:
     stopped: str | None = None
 
     def __post_init__(self) -> None:
-        # Claimed in groups of a few times the transport's concurrency: few statements, and
-        # still only a handful of messages are `sending` before they are on the wire.
-        self.group = max(8, 2 * self.transport.concurrency)
-        # Rendered but unanswered messages are bounded: memory, and what a kill -9 leaves in doubt.
-        self._room = threading.Semaphore(self.group + 2 * self.transport.concurrency)
+        # Claimed a transport's worth at a time: one statement per group, and at most one
+        # group waits `sending` before its turn on the wire. What a kill -9 leaves `sending`
+        # (in doubt for the in-flight policy) is bounded by the room below.
+        self.group = max(4, self.transport.concurrency)
+        self._room = threading.Semaphore(self.group + self.transport.concurrency)
         self._pending: list[Outgoing] = []
         self._answers: queue.SimpleQueue[SendResult | None] = queue.SimpleQueue()
         self._unanswered = 0
         self._done = threading.Condition()
         self._error: BaseException | None = None
+        self._papers: dict[int, Paper] = {}
         self._recorder = threading.Thread(target=self._record, name="outbox-answers", daemon=True)
         self._recorder.start()
 
     def render(self, rows: list[Delivery]) -> None:
         """Render each row from its stored items (a rerun shows exactly what was recorded)."""
-        subscribers, items = _load(self.engine, rows)
+        subscribers, items = _load(self.engine, rows, self._papers)
         inactive = []
         for row in rows:
             assert row.id is not None
@@ -565,8 +566,11 @@ class _Pass:
             raise self._error
 
 
-def _load(engine: Engine, rows: list[Delivery]) -> tuple[dict[int, Subscriber], dict[int, list[DigestItem]]]:
-    """The subscribers of `rows` and each row's stored items, in two queries."""
+def _load(
+    engine: Engine, rows: list[Delivery], papers: dict[int, Paper]
+) -> tuple[dict[int, Subscriber], dict[int, list[DigestItem]]]:
+    """The subscribers of `rows` and each row's stored items, in three queries. `papers` is
+    the pass's cache: a day's digests share a few hundred papers, loaded once each."""
     with Session(engine, expire_on_commit=False) as session:
         subscribers = {
             s.id: s
@@ -576,16 +580,23 @@ def _load(engine: Engine, rows: list[Delivery]) -> tuple[dict[int, Subscriber], 
             if s.id is not None
         }
         stored = session.exec(
-            select(DeliveryItem, Paper)
-            .join(Paper, col(Paper.id) == col(DeliveryItem.paper_id))
+            select(
+                col(DeliveryItem.delivery_id),
+                col(DeliveryItem.paper_id),
+                col(DeliveryItem.matched_interest),
+                col(DeliveryItem.highlight),
+                col(DeliveryItem.reason),
+                col(DeliveryItem.score),
+            )
             .where(col(DeliveryItem.delivery_id).in_([r.id for r in rows]))
             .order_by(col(DeliveryItem.delivery_id), col(DeliveryItem.rank))
-        )
-        items: dict[int, list[DigestItem]] = defaultdict(list)
-        for item, paper in stored:
-            items[item.delivery_id].append(
-                DigestItem(paper, item.matched_interest, item.highlight, item.reason, item.score)
-            )
+        ).all()
+        missing = {paper_id for _, paper_id, *_ in stored} - papers.keys()
+        for chunk in chunked(sorted(missing)):
+            papers.update((p.id, p) for p in session.exec(select(Paper).where(col(Paper.id).in_(chunk))))  # type: ignore[misc]
+    items: dict[int, list[DigestItem]] = defaultdict(list)
+    for delivery_id, paper_id, interest, highlight, reason, score in stored:
+        items[delivery_id].append(DigestItem(papers[paper_id], interest, highlight, reason, score))
     return subscribers, items
 
 

@@ -3,9 +3,13 @@ outbox runs, for tests that need two things to happen in a fixed order without s
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -15,6 +19,7 @@ from newsletter.db import session_scope
 from newsletter.delivery.models import Delivery, DeliveryItem
 from subscribers.models import Status, Subscriber
 from tests.support.papers import make_paper
+from tests.support.requirements import ROOT
 
 
 def record_digests(engine: Engine, readers: int, at: datetime) -> dict[str, int]:
@@ -97,3 +102,24 @@ def on_statement(engine: Engine, hook: Callable[[str, Any], None]) -> Iterator[N
         yield
     finally:
         event.remove(engine, "before_cursor_execute", before)
+
+
+def send_process(day: date) -> subprocess.Popen[str]:
+    """A real `newsletter send --date DAY` in its own process (so a test can kill -9 it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "send", "--date", day.isoformat()],
+        cwd=os.getcwd(),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -117,6 +117,7 @@ class SendGridServer:
         self.validate = True
         self._lock = threading.Lock()
         self._release = threading.Event()
+        ThreadingHTTPServer.request_queue_size = 128  # the default backlog of 5 stalls bursts of connects
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
