@@ -116,12 +116,18 @@ class Settings(BaseSettings):
     in_flight_policy: Literal["resend", "mark-failed", "hold"] = Field(
         "resend",
         description=(
-            "A digest found `sending` at start was in flight when a run died: send it again "
-            "(a rare duplicate), mark it failed (a rare miss), or hold it for `deliveries retry`."
+            "A digest whose answer was lost (in flight when a run died, or a timeout after the "
+            "request went out): send it again (a rare duplicate), mark it failed (a rare miss), "
+            "or hold it for `deliveries retry`."
         ),
     )
     in_flight_grace_seconds: float = Field(
-        300.0, ge=0, description="A `sending` row younger than this may belong to a live run."
+        300.0,
+        ge=0,
+        description=(
+            "How long a send run's claim on a message outlives its last heartbeat (every third "
+            "of this; 1 s at least): only a `sending` digest whose claim expired is taken over."
+        ),
     )
     confirmations_per_day: int = Field(
         3, ge=1, description="Most confirmation emails one address gets per day."

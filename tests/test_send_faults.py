@@ -88,6 +88,27 @@ def test_an_answer_cut_before_its_status_is_an_unknown_outcome_handled_for_that_
     assert {r.status for r in final.values()} == {DeliveryStatus.SENT}
 
 
+def test_a_lost_answer_under_hold_waits_for_an_operators_deliveries_retry(
+    sendgrid: SendGridServer, engine: Engine, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_IN_FLIGHT_POLICY", "hold")
+    ids = record_digests(engine, 3, NOW)
+    lost = ids["reader1@example.org"]
+    _cut_short(sendgrid, {lost}, 5)
+
+    first = send_digests(engine, Settings(), digest_date=DAY)
+    again = send_digests(engine, Settings(), digest_date=DAY)  # a later run holds it too
+
+    assert (first.sent, first.uncertain, again.in_flight, again.sent) == (2, 1, 1, 0)
+    held = rows(engine)[lost]
+    assert held.status == DeliveryStatus.SENDING and "held" in (held.last_error or "")
+    assert sendgrid.recipients()["reader1@example.org"] == 1
+    result = cli("deliveries", "retry")  # the operator decides to send it again
+    assert result.exit_code == 0 and "1 sent" in result.output
+    assert sendgrid.recipients()["reader1@example.org"] == 2
+    assert rows(engine)[lost].status == DeliveryStatus.SENT
+
+
 def test_an_answer_too_late_for_the_timeout_is_not_sent_again_under_mark_failed(
     sendgrid: SendGridServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -279,18 +300,6 @@ def test_provider_faults_and_kill_9_cost_a_second_copy_only_where_an_accepted_an
     assert clean.returncode == 0, output
 
     copies = {key: sendgrid.recipients()[address[key]] for key in address}
-    print(
-        "FIGURES",
-        policy,
-        dict(
-            statuses=dict(sendgrid.statuses),
-            dropped=sum(sendgrid.dropped.values()),
-            cut=dict(sendgrid.cut_short),
-            accepted=len(sendgrid.accepted),
-            copies=sorted(__import__("collections").Counter(copies.values()).items()),
-            final=sorted(__import__("collections").Counter(r.status for r in rows(engine).values()).items()),
-        ),
-    )
     lost_answers = {int(key) for key in sendgrid.cut_short}
     final = rows(engine)
     assert sendgrid.invalid == []

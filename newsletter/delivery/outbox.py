@@ -37,6 +37,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, bindparam, case, exists, func, literal, update
+from sqlalchemy import select as tuples
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -319,6 +320,7 @@ class Claims:
             conn.execute(
                 update(Delivery)
                 .where(col(Delivery.claimed_by) == self.owner, col(Delivery.status) == DeliveryStatus.SENDING)
+                .where(col(Delivery.claim_expires_at).is_not(None))  # not those it ended (held)
                 .values(claim_expires_at=until)
             )
         self._valid_until = until
@@ -401,10 +403,11 @@ _NOT_SENT = _answer_statement(
     last_error=bindparam("error"),
     attempts=case((col(Delivery.attempts) > 0, col(Delivery.attempts) - 1), else_=0),
 )
+#: The answer was lost: the in-flight policy decides (hold keeps `sending`, claim ended).
 _UNKNOWN = {
-    policy: _answer_statement(owned=True, last_error=bindparam("error"))
-    if status is None
-    else _answer_statement(owned=True, status=status, last_error=bindparam("error"))
+    policy: _answer_statement(
+        owned=True, last_error=bindparam("error"), **({"status": status} if status else {})
+    )
     for policy, (status, _) in POLICY.items()
 }
 
@@ -548,11 +551,11 @@ class _Pass:
                 self._unanswered -= len(batch)
                 self._done.notify_all()
 
-    def finish(self) -> None:
-        """Send what is still rendered (unless stopping), wait for every answer to be
-        recorded, then stop the recorder; re-raise what the recorder could not record."""
+    def finish(self, *, abandon: bool = False) -> None:
+        """Send what is still rendered (unless stopping or `abandon`), wait for every answer
+        to be recorded, then stop the recorder; re-raise what the recorder could not record."""
         try:
-            if self.stopped or self._error is not None:
+            if abandon or self.stopped or self._error is not None:
                 self._room.release(len(self._pending))
                 self._pending = []
             else:
@@ -579,8 +582,8 @@ def _load(
             )
             if s.id is not None
         }
-        stored = session.exec(
-            select(
+        stored = session.execute(
+            tuples(  # six columns: past sqlmodel's typed `select`
                 col(DeliveryItem.delivery_id),
                 col(DeliveryItem.paper_id),
                 col(DeliveryItem.matched_interest),
@@ -662,10 +665,12 @@ def send_pending(
                     run.render(rows)
                     if run.stopped:
                         break
-            finally:
-                run.finish()
-            report.stopped = run.stopped
-            if run.stopped or not run.again:
+            except BaseException:
+                run.finish(abandon=True)  # the answers of what is on the wire are still recorded
+                raise
+            run.finish()
+            report.stopped = run.stopped or transport.stopped
+            if report.stopped or not run.again:
                 break
             only = run.again
     if transport.stopped:
