@@ -32,6 +32,7 @@ import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -530,8 +531,15 @@ class _Pass:
             if item.key in claimed:
                 with self._done:
                     self._unanswered += 1
-                self.transport.submit(item).add_done_callback(lambda done: self._answers.put(done.result()))
+                self.transport.submit(item).add_done_callback(self._answered(item.key))
         self.stopped = self.stopped or self.transport.stopped
+
+    def _answered(self, key: int) -> Callable[[Future[SendResult]], None]:
+        def deliver_answer(done: Future[SendResult]) -> None:
+            cancelled = SendResult(key, Outcome.NOT_SENT, error="not sent: the transport closed", attempts=0)
+            self._answers.put(cancelled if done.cancelled() else done.result())
+
+        return deliver_answer
 
     def _record(self) -> None:
         while (first := self._answers.get()) is not None:
