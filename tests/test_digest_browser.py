@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -11,30 +10,11 @@ from newsletter.digest.context import DigestItem
 from newsletter.digest.render import render_digest
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
+from tests.support.browser import ARTIFACTS, browser
 from tests.support.papers import make_paper
-from tests.support.requirements import ROOT, chromium
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    path = chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
+__all__ = ["browser"]  # the module-scoped Chromium fixture
 
 
 @pytest.fixture

@@ -17,20 +17,14 @@ from newsletter.settings import Settings
 from newsletter.web import create_app
 from subscribers import service
 from subscribers.models import Feedback, Status
-from tests.support.requirements import ROOT, chromium, shared
+from tests.support.browser import ARTIFACTS as ALL_ARTIFACTS
+from tests.support.browser import launch, shoot
+from tests.support.requirements import shared
 from tests.support.web import free_port, links, outbox, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ARTIFACTS = ROOT / "test-artifacts" / "web"
-WIDTHS = (375, 1280)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+ARTIFACTS = ALL_ARTIFACTS / "web"
 
 
 @pytest.fixture
@@ -53,10 +47,7 @@ def site(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[s
 
 
 def _shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    shoot(page, ARTIFACTS, name)
 
 
 def _only(items: list[str]) -> str:
@@ -74,7 +65,7 @@ def test_sign_up_to_first_digest_to_unsubscribe_in_a_real_browser(
 
     url, settings, engine = site
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             context = browser.new_context(timezone_id="Europe/Berlin")
             page = context.new_page()
