@@ -276,7 +276,7 @@ def _outgoing_batch(
     engine: Engine, settings: Settings, rows: list[Delivery], trending: list[Paper], report: SendReport
 ) -> list[Outgoing]:
     """Render each pending row from its stored items (a rerun shows exactly what was recorded)."""
-    ids = [r.id for r in rows]
+    ids = [r.id for r in rows if r.id is not None]
     with session_scope(engine) as session:
         subscribers = {
             s.id: s
@@ -284,19 +284,7 @@ def _outgoing_batch(
                 select(Subscriber).where(col(Subscriber.id).in_([r.subscriber_id for r in rows]))
             )
         }
-        stored = list(
-            session.exec(
-                select(DeliveryItem, Paper)
-                .join(Paper, col(Paper.id) == col(DeliveryItem.paper_id))
-                .where(col(DeliveryItem.delivery_id).in_(ids))
-                .order_by(col(DeliveryItem.delivery_id), col(DeliveryItem.rank))
-            )
-        )
-    by_delivery: dict[int, list[DigestItem]] = {}
-    for item, paper in stored:
-        by_delivery.setdefault(item.delivery_id, []).append(
-            DigestItem(paper, item.matched_interest, item.highlight, item.reason, item.score)
-        )
+        by_delivery = stored_items(session, ids)
     batch: list[Outgoing] = []
     for row in rows:
         subscriber = subscribers.get(row.subscriber_id)
@@ -318,6 +306,37 @@ def _outgoing_batch(
         )
         batch.append(Outgoing(key=row.id, message=message, digest_date=row.digest_date))
     return batch
+
+
+def stored_items(session: Session, delivery_ids: Sequence[int]) -> dict[int, list[DigestItem]]:
+    """The papers each delivery carries, in rank order, as digest items (what its email showed)."""
+    out: dict[int, list[DigestItem]] = {}
+    for chunk in chunked(delivery_ids):
+        for item, paper in session.exec(
+            select(DeliveryItem, Paper)
+            .join(Paper, col(Paper.id) == col(DeliveryItem.paper_id))
+            .where(col(DeliveryItem.delivery_id).in_(chunk))
+            .order_by(col(DeliveryItem.delivery_id), col(DeliveryItem.rank))
+        ):
+            out.setdefault(item.delivery_id, []).append(
+                DigestItem(paper, item.matched_interest, item.highlight, item.reason, item.score)
+            )
+    return out
+
+
+def sent_digests(
+    session: Session, subscriber_id: int, *, digest_date: date | None = None, limit: int = 30
+) -> list[tuple[Delivery, list[DigestItem]]]:
+    """A reader's sent digests with their papers, newest first (one date, or the latest
+    `limit`): what "view in browser" and the reader's feed show."""
+    query = select(Delivery).where(
+        Delivery.subscriber_id == subscriber_id, Delivery.status == DeliveryStatus.SENT
+    )
+    if digest_date is not None:
+        query = query.where(Delivery.digest_date == digest_date)
+    rows = list(session.exec(query.order_by(col(Delivery.digest_date).desc()).limit(limit)))
+    items = stored_items(session, [r.id for r in rows if r.id is not None])
+    return [(row, items.get(row.id or 0, [])) for row in rows]
 
 
 def send_pending(

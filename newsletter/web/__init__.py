@@ -19,7 +19,7 @@ from starlette.responses import Response
 from newsletter.db import open_database
 from newsletter.delivery.transports.sendgrid_webhook import Verifier
 from newsletter.settings import Settings
-from newsletter.web import hooks, links, signup
+from newsletter.web import hooks, links, reader, signup
 from newsletter.web.context import TEMPLATE_DIR, WebContext
 from newsletter.web.csrf import CsrfProtection
 from newsletter.web.ratelimit import RateLimiter
@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityMiddleware)
     app.include_router(signup.router)
     app.include_router(links.router)
+    app.include_router(reader.router)
     app.include_router(hooks.router)
 
     @app.get("/", include_in_schema=False)
