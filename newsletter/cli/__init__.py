@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import db, digest, jobs, papers, ranking, subscribers, web
+from newsletter.cli import db, digest, jobs, operators, papers, ranking, subscribers, web
 
 app = typer.Typer(
     name="newsletter",
@@ -35,6 +35,7 @@ app.add_typer(digest.deliveries_app, name="deliveries")
 app.command("send")(digest.send)
 app.command("stats")(digest.stats)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(operators.app, name="operators")
 app.command("serve")(jobs.serve)
 app.command("scheduler")(jobs.run_scheduler)
 app.command("web")(web.web)

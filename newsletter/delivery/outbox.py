@@ -405,8 +405,15 @@ def record_missed(engine: Engine, missed: Sequence[tuple[int, date, str]]) -> li
     return recorded
 
 
-def retry(engine: Engine, settings: Settings, *, digest_date: date | None = None) -> list[SendReport]:
-    """Put failed (and held in-flight) digests back to pending and send them again."""
+def retry(
+    engine: Engine,
+    settings: Settings,
+    *,
+    digest_date: date | None = None,
+    delivery_ids: Sequence[int] | None = None,
+) -> list[SendReport]:
+    """Put failed (and held in-flight) digests back to pending and send them again: those of
+    `digest_date`, or just `delivery_ids` (the admin page's button), or all."""
     cutoff = utcnow() - timedelta(seconds=settings.in_flight_grace_seconds)
     with session_scope(engine) as session:
         query = select(Delivery).where(
@@ -415,6 +422,8 @@ def retry(engine: Engine, settings: Settings, *, digest_date: date | None = None
         )
         if digest_date is not None:
             query = query.where(Delivery.digest_date == digest_date)
+        if delivery_ids is not None:
+            query = query.where(col(Delivery.id).in_(list(delivery_ids)))
         rows = list(session.exec(query))
         by_date: dict[date, list[int]] = {}
         for row in rows:
