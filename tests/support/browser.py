@@ -28,11 +28,16 @@ def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
 
 
-def shoot(page: Any, folder: Path, name: str) -> None:
-    """Full-page screenshots of `page` at every width in WIDTHS: folder/name-WIDTH.png."""
+def shoot(page: Any, folder: Path, name: str, *, reload: bool = False) -> None:
+    """Full-page screenshots of `page` at every width in WIDTHS: folder/name-WIDTH.png.
+
+    `reload` loads the page again at each width, as a phone would (responsive images are
+    chosen on load, not on resize)."""
     folder.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
+        if reload:
+            page.reload(wait_until="networkidle")
         page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
 
 

@@ -57,20 +57,25 @@ class Chart:
     data: Callable[[Session, int, date], list[dict[str, object]]]
 
 
+#: Drawing sizes: the wide one for a desktop column, the narrow one for a phone (the same
+#: font sizes on a smaller canvas stay readable when the image is scaled to the screen).
+SIZES = {"wide": (720, 320), "narrow": (420, 340)}
+
+
 def _base(kind: type[pygal.graph.graph.Graph], title: str, **options: object) -> pygal.graph.graph.Graph:
     return kind(
         title=title,
         style=STYLE,
         js=[],
         css=("file://style.css", "file://graph.css", _DARK),
-        width=720,
-        height=300,
         legend_at_bottom=True,
-        legend_at_bottom_columns=5,
+        legend_at_bottom_columns=3,
         show_minor_x_labels=False,
         truncate_legend=-1,
+        truncate_label=-1,
         print_values=False,
-        margin=12,
+        margin=10,
+        margin_bottom=16,
         **options,
     )
 
@@ -173,6 +178,12 @@ CHARTS: dict[str, Chart] = {
 }
 
 
-def render_svg(session: Session, name: str, days: int, today: date) -> str:
-    """The chart `name` as an SVG document (KeyError for an unknown name)."""
-    return str(CHARTS[name].build(session, days, today).render(is_unicode=True))
+def render_svg(session: Session, name: str, days: int, today: date, size: str = "wide") -> str:
+    """The chart `name` as an SVG document (KeyError for an unknown name or size)."""
+    width, height = SIZES[size]
+    chart = CHARTS[name].build(session, days, today)
+    chart.width, chart.height = width, height
+    if size == "narrow" and getattr(chart, "x_labels_major", None):
+        labels = chart.x_labels or []
+        chart.x_labels_major = labels[:: max(1, len(labels) // 4)]
+    return str(chart.render(is_unicode=True))

@@ -90,8 +90,9 @@ def chart(name: str, request: Request, ctx: Context, operator: Signed) -> Respon
     """One chart as SVG (the dashboard shows it as an image)."""
     if name not in CHARTS:
         return Response("no such chart", status_code=404, media_type="text/plain")
+    size = "narrow" if request.query_params.get("size") == "narrow" else "wide"
     with ctx.session() as session:
-        svg = render_svg(session, name, _days(request.query_params.get("days")), utcnow().date())
+        svg = render_svg(session, name, _days(request.query_params.get("days")), utcnow().date(), size)
     return Response(
         svg,
         media_type="image/svg+xml",
