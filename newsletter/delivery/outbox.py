@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, case, func, update
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +55,16 @@ UNFINISHED = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
 
 #: Messages per transport batch (rows read, rendered and handed to the transport at once).
 SEND_CHUNK = 200
+
+
+class Progress(Protocol):
+    """Something that shows a long run moving (the CLI's bar or log lines)."""
+
+    def set_total(self, total: int) -> None:
+        """How many messages the run will send."""
+
+    def advance(self, count: int = 1) -> None:
+        """`count` more messages have an answer."""
 
 
 @dataclass
@@ -348,6 +358,7 @@ def send_pending(
     limit: int | None,
     trending: list[Paper],
     report: SendReport,
+    progress: Progress | None = None,
 ) -> None:
     """Send the pending digests of `digest_date` (of `ids`, else everybody's), `limit` at most.
 
@@ -379,9 +390,22 @@ def send_pending(
         try:
             for result in transport.send(batch, claim):
                 _mark(engine, result, report)
+                if progress is not None:
+                    progress.advance(1)
         except TransportStopped as exc:
             report.stopped = exc.message
             raise
+
+
+def count_pending(engine: Engine, digest_date: date, ids: Sequence[int] | None) -> int:
+    """How many digests of `digest_date` (of `ids`, else everybody's) wait to be sent."""
+    with Session(engine) as session:
+        query = select(func.count()).where(
+            Delivery.digest_date == digest_date, Delivery.status == DeliveryStatus.PENDING
+        )
+        if ids is not None:
+            query = query.where(col(Delivery.subscriber_id).in_(list(ids)))
+        return int(session.exec(query).one())
 
 
 def record_missed(engine: Engine, missed: Sequence[tuple[int, date, str]]) -> list[tuple[int, date]]:
