@@ -80,7 +80,7 @@ def test_sign_up_to_first_digest_to_unsubscribe_in_a_real_browser(
             expect(page.get_by_role("heading", name="Today's email would contain")).to_be_visible()
             assert page.locator("#preview .papers li").count() > 0
             _shoot(page, "02-preview")
-            page.get_by_role("button", name="Subscribe", exact=True).click()
+            page.get_by_role("button", name="Subscribe with these interests").click()
             expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
             _shoot(page, "03-check-inbox")
 

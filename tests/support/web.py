@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import html
 import re
 import socket
 import threading
@@ -53,9 +54,15 @@ def csrf_token(test_client: TestClient, path: str = "/subscribe") -> str:
 
 
 def alert(page: str) -> str:
-    """The error message a page shows (empty when none)."""
-    match = re.search(r'class="alert error"[^>]*>([^<]*)<', page)
-    return match.group(1) if match else ""
+    """The text of the error box a page shows, every message in it (empty when none)."""
+    match = re.search(r'class="alert error"[^>]*>(.*?)</div>', page, re.DOTALL)
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())) if match else ""
+
+
+def field_errors(page: str) -> dict[str, str]:
+    """Each field's message shown beside it: field name → message."""
+    found = re.findall(r'<span class="field-error" id="([\w-]+)-error">([^<]*)</span>', page)
+    return {name: html.unescape(text) for name, text in found}
 
 
 def outbox(home: Path) -> list[EmailMessage]:
