@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -189,8 +190,9 @@ def dispatch_lag(session: Session, days: int, today: date) -> Daily:
     """
     first, last = window(days, today)
     out = Daily.empty(first, last, ["median_minutes", "worst_minutes"])
-    rows = session.exec(
-        select(
+    # SQLAlchemy's own select: SQLModel's types stop at four columns.
+    rows = session.connection().execute(
+        sa.select(
             col(Delivery.digest_date),
             col(Subscriber.timezone),
             col(Subscriber.send_hour),
@@ -220,8 +222,10 @@ def dispatch_lag(session: Session, days: int, today: date) -> Daily:
     return out
 
 
-def _aware(value: datetime | str) -> datetime:
-    """A MIN/MAX of a timestamp column (SQLite hands those back as naive text)."""
+def _aware(value: datetime | str | None) -> datetime:
+    """A MIN/MAX of a timestamp column (SQLite hands those back as naive text; the query
+    keeps only rows with one, so None never arrives)."""
+    assert value is not None
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
