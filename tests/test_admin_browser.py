@@ -15,16 +15,15 @@ from sqlmodel import Session
 
 from newsletter import operators
 from newsletter.db import session_scope
-from newsletter.settings import Settings
-from newsletter.web import create_app
 from newsletter.web.admin.charts import CHARTS
 from subscribers import service
 from subscribers.models import Status
 from tests.support.activity import Month, make_month
-from tests.support.browser import ARTIFACTS, launch, shoot
-from tests.support.web import free_port, serve
+from tests.support.browser import ARTIFACTS, browser, shoot
+from tests.support.web import app_on_free_port, serve
 
 pytestmark = [pytest.mark.browser]
+__all__ = ["browser"]  # the module-scoped Chromium fixture
 
 SHOTS = ARTIFACTS / "admin"
 PASSWORD = "correct horse battery staple"
@@ -32,10 +31,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def admin_site(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Engine, Month]]:
-    port = free_port()
-    monkeypatch.setenv("NEWSLETTER_BASE_URL", f"http://127.0.0.1:{port}")
-    settings = Settings()
-    app = create_app(settings)
+    port, settings, app = app_on_free_port(monkeypatch)
     engine: Engine = app.state.web.engine
     month = make_month(engine, settings, datetime.now(UTC).date())
     with session_scope(engine) as session:
@@ -47,58 +43,57 @@ def admin_site(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_operator_logs_in_reads_the_charts_finds_a_reader_and_lifts_a_bounce(
-    admin_site: tuple[str, Engine, Month], scheme: str
+    browser: Any, admin_site: tuple[str, Engine, Month], scheme: str
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, engine, month = admin_site
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            page = browser.new_context(color_scheme=scheme).new_page()
-            for path in ("/admin", "/admin/subscribers", "/admin/deliveries", "/admin/papers"):
-                page.goto(url + path)
-                expect(page.get_by_role("heading", name="Operator login")).to_be_visible()
-                assert "@example.org" not in page.content()
-            chart = page.request.get(f"{url}/admin/charts/digests.svg")
-            assert chart.status == 401 and "<svg" not in chart.text()
-            shoot(page, SHOTS, f"01-login-{scheme}")
-
-            page.get_by_label("Name").fill("alice")
-            page.get_by_label("Password").fill("wrong password, sorry")
-            page.get_by_role("button", name="Log in").click()
-            expect(page.get_by_role("alert")).to_contain_text("Wrong name or password")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            expect(
-                page.get_by_role("heading", name="Papers first seen")
-            ).to_be_visible()  # back where it was going
-
-            page.goto(f"{url}/admin?days=30")
-            expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-            _charts_are_drawn_from_the_rows(page, url, month)
-            shoot(page, SHOTS, f"02-dashboard-{scheme}", reload=True)
-
-            page.get_by_role("link", name="Subscribers").click()
-            page.get_by_label("Address contains").fill("barbara")
-            page.get_by_role("button", name="Search").click()
-            row = page.get_by_role("row").filter(has_text="barbara@example.org")
-            expect(row).to_contain_text("Bounced")
-            shoot(page, SHOTS, f"03-subscribers-{scheme}")
-            row.get_by_role("button", name="Lift the bounce of barbara@example.org").click()
-            expect(page.get_by_role("status")).to_contain_text("barbara@example.org gets digests again")
-            expect(page.get_by_role("row").filter(has_text="barbara@example.org")).to_contain_text("Active")
-            shoot(page, SHOTS, f"04-lifted-{scheme}")
-
-            page.get_by_role("link", name="Deliveries").click()
-            expect(page.get_by_role("heading", name="Deliveries")).to_be_visible()
-            shoot(page, SHOTS, f"05-deliveries-{scheme}")
-            page.get_by_role("button", name="Log out alice").click()
+    context = browser.new_context(color_scheme=scheme)
+    try:
+        page = context.new_page()
+        for path in ("/admin", "/admin/subscribers", "/admin/deliveries", "/admin/papers"):
+            page.goto(url + path)
             expect(page.get_by_role("heading", name="Operator login")).to_be_visible()
-            page.goto(url + "/admin")
-            expect(page.get_by_role("heading", name="Operator login")).to_be_visible()
-        finally:
-            browser.close()
+            assert "@example.org" not in page.content()
+        chart = page.request.get(f"{url}/admin/charts/digests.svg")
+        assert chart.status == 401 and "<svg" not in chart.text()
+        shoot(page, SHOTS, f"01-login-{scheme}")
+
+        page.get_by_label("Name").fill("alice")
+        page.get_by_label("Password").fill("wrong password, sorry")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_contain_text("Wrong name or password")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(
+            page.get_by_role("heading", name="Papers first seen")
+        ).to_be_visible()  # back where it was going
+
+        page.goto(f"{url}/admin?days=30")
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        _charts_are_drawn_from_the_rows(page, url, month)
+        shoot(page, SHOTS, f"02-dashboard-{scheme}", reload=True)
+
+        page.get_by_role("link", name="Subscribers").click()
+        page.get_by_label("Address contains").fill("barbara")
+        page.get_by_role("button", name="Search").click()
+        row = page.get_by_role("row").filter(has_text="barbara@example.org")
+        expect(row).to_contain_text("Bounced")
+        shoot(page, SHOTS, f"03-subscribers-{scheme}")
+        row.get_by_role("button", name="Lift the bounce of barbara@example.org").click()
+        expect(page.get_by_role("status")).to_contain_text("barbara@example.org gets digests again")
+        expect(page.get_by_role("row").filter(has_text="barbara@example.org")).to_contain_text("Active")
+        shoot(page, SHOTS, f"04-lifted-{scheme}")
+
+        page.get_by_role("link", name="Deliveries").click()
+        expect(page.get_by_role("heading", name="Deliveries")).to_be_visible()
+        shoot(page, SHOTS, f"05-deliveries-{scheme}")
+        page.get_by_role("button", name="Log out alice").click()
+        expect(page.get_by_role("heading", name="Operator login")).to_be_visible()
+        page.goto(url + "/admin")
+        expect(page.get_by_role("heading", name="Operator login")).to_be_visible()
+    finally:
+        context.close()
     with Session(engine) as session:
         assert service.require(session, "barbara@example.org").status == Status.ACTIVE
 

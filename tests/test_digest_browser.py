@@ -9,9 +9,8 @@ import pytest
 from newsletter.digest.context import DigestItem
 from newsletter.digest.render import render_digest
 from newsletter.settings import Settings
-from subscribers.models import Subscriber
 from tests.support.browser import ARTIFACTS, browser
-from tests.support.papers import make_paper
+from tests.support.papers import make_paper, make_reader
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]  # the module-scoped Chromium fixture
@@ -19,13 +18,7 @@ __all__ = ["browser"]  # the module-scoped Chromium fixture
 
 @pytest.fixture
 def digest_html() -> str:
-    reader = Subscriber(
-        id=3,
-        email="grace@example.org",
-        email_key="grace@example.org",
-        interests=["diffusion models", "speech recognition"],
-        status="active",
-    )
+    reader = make_reader(3, "grace@example.org", ["diffusion models", "speech recognition"])
     papers = [make_paper(i, id=i + 1, upvotes=10 + i) for i in range(6)]
     papers[1] = make_paper(
         1, id=2, title="Supercalifragilisticexpialidociousunbreakabletitlewordthatgoesonandonforever" * 2

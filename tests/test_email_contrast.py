@@ -18,9 +18,8 @@ import pytest
 from newsletter.digest.context import DigestItem
 from newsletter.digest.render import RenderedEmail, render_confirmation, render_digest
 from newsletter.settings import Settings
-from subscribers.models import Subscriber
 from tests.support.browser import browser
-from tests.support.papers import make_paper
+from tests.support.papers import make_paper, make_reader
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser"]
@@ -95,14 +94,7 @@ class Email:
 
 def _emails() -> list[Email]:
     settings = Settings(postal_address="1 Example Street, Sampletown")
-    reader = Subscriber(
-        id=7,
-        email="ada@example.org",
-        email_key="ada@example.org",
-        interests=["diffusion models", "author: Jonathan Ho"],
-        status="active",
-        send_empty=True,
-    )
+    reader = make_reader(7, "ada@example.org", ["diffusion models", "author: Jonathan Ho"], send_empty=True)
     papers = [make_paper(i, id=i + 1, upvotes=5 + i) for i in range(5)]
     papers[3] = make_paper(3, id=4, url=None, arxiv_id=None, pdf_url=None, upvotes=None)  # no page
     items = [

@@ -14,13 +14,12 @@ from sqlmodel import Session, select
 
 from newsletter.db import session_scope
 from newsletter.settings import Settings
-from newsletter.web import create_app
 from subscribers import service
 from subscribers.models import Feedback, Status
 from tests.support.browser import ARTIFACTS as ALL_ARTIFACTS
 from tests.support.browser import launch, shoot
 from tests.support.requirements import shared
-from tests.support.web import free_port, links, outbox, serve
+from tests.support.web import app_on_free_port, links, outbox, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,10 +32,7 @@ def site(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[s
     from newsletter.papers.importers import import_file
     from newsletter.ranking.service import embed_missing
 
-    port = free_port()
-    monkeypatch.setenv("NEWSLETTER_BASE_URL", f"http://127.0.0.1:{port}")
-    settings = Settings()
-    app = create_app(settings)
+    port, settings, app = app_on_free_port(monkeypatch)
     engine: Engine = app.state.web.engine
     with session_scope(engine) as session:
         import_file(session, shared("data/papers-page.txt"))

@@ -145,6 +145,15 @@ def serve(app: FastAPI, port: int) -> Iterator[str]:
     assert not server_errors, server_errors
 
 
+def app_on_free_port(monkeypatch: pytest.MonkeyPatch) -> tuple[int, Settings, FastAPI]:
+    """A free loopback port, settings whose links point at it, and the app for them
+    (serve it with `serve(app, port)` once its data is in place)."""
+    port = free_port()
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", f"http://127.0.0.1:{port}")
+    settings = Settings()
+    return port, settings, create_app(settings)
+
+
 # --- fixtures (import them into a test module to use them) ------------------------------------
 
 

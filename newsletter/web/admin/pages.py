@@ -58,6 +58,19 @@ def _page(ctx: WebContext, request: Request, template: str, operator: Operator, 
     )
 
 
+def _day(request: Request) -> date:
+    """The `date` query parameter, today (UTC) when absent or not a date."""
+    try:
+        return date.fromisoformat(request.query_params.get("date", ""))
+    except ValueError:
+        return utcnow().date()
+
+
+def _around(day: date) -> dict[str, date]:
+    """The day a page shows and its neighbours (the ← and → links)."""
+    return {"day": day, "previous": day - timedelta(days=1), "following": day + timedelta(days=1)}
+
+
 def _back(path: str, notice: str, **query: str) -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}{path}?{urlencode({**query, 'notice': notice})}", status_code=303)
 
@@ -147,11 +160,7 @@ def lift(subscriber_id: int, request: Request, ctx: Context, form: Form, operato
 @router.get("/deliveries")
 def deliveries(request: Request, ctx: Context, operator: Signed) -> Response:
     """The outbox for one digest date, with the last error of each failed digest."""
-    raw_day = request.query_params.get("date", "")
-    try:
-        day = date.fromisoformat(raw_day) if raw_day else utcnow().date()
-    except ValueError:
-        day = utcnow().date()
+    day = _day(request)
     raw_status = request.query_params.get("status") or ""
     status = raw_status if raw_status in {s.value for s in DeliveryStatus} else ""
     with ctx.session() as session:
@@ -172,9 +181,7 @@ def deliveries(request: Request, ctx: Context, operator: Signed) -> Response:
         "deliveries.html",
         operator,
         rows=rows,
-        day=day,
-        previous=day - timedelta(days=1),
-        following=day + timedelta(days=1),
+        **_around(day),
         status=status,
         statuses=[s.value for s in DeliveryStatus],
         retryable={DeliveryStatus.FAILED.value, DeliveryStatus.SENDING.value},
@@ -200,11 +207,7 @@ def retry_delivery(
 @router.get("/papers")
 def papers(request: Request, ctx: Context, operator: Signed) -> Response:
     """The papers first seen on a day (default today), and how many digests carried each."""
-    raw_day = request.query_params.get("date", "")
-    try:
-        day = date.fromisoformat(raw_day) if raw_day else utcnow().date()
-    except ValueError:
-        day = utcnow().date()
+    day = _day(request)
     with ctx.session() as session:
         rows = metrics.papers_of_day(session, day)
     return _page(
@@ -213,7 +216,5 @@ def papers(request: Request, ctx: Context, operator: Signed) -> Response:
         "papers.html",
         operator,
         rows=rows,
-        day=day,
-        previous=day - timedelta(days=1),
-        following=day + timedelta(days=1),
+        **_around(day),
     )
