@@ -23,7 +23,10 @@ def digest_html() -> str:
     papers[1] = make_paper(
         1, id=2, title="Supercalifragilisticexpialidociousunbreakabletitlewordthatgoesonandonforever" * 2
     )
-    items = [DigestItem(p, "diffusion models", "The key sentence of the abstract.") for p in papers]
+    items = [
+        DigestItem(p, "diffusion models", "The key sentence of the abstract.", strength=0.9 - 0.15 * n)
+        for n, p in enumerate(papers)
+    ]
     trending = [make_paper(20, id=30, upvotes=321)]
     settings = Settings(postal_address="1 Example Street, Sampletown")
     return render_digest(settings, reader, items, digest_date=date(2026, 11, 27), trending=trending).html

@@ -73,3 +73,25 @@ def progress(description: str, every: float = 10.0) -> Iterator[ProgressReport]:
             yield ProgressReport(description, bar, every)
     else:
         yield ProgressReport(description, None, every)
+
+
+def warn_about_links(settings: Settings, host: str, port: int) -> None:
+    """Say so when email links would not reach this server: NEWSLETTER_BASE_URL points at
+    this machine on another port, or at loopback while the server listens for the world."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.base_url)
+    local = parts.hostname in {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+    link_port = parts.port or (443 if parts.scheme == "https" else 80)
+    if local and link_port != port:
+        console.print(
+            f"Warning: links in emails point at {settings.base_url}, but this server listens on port "
+            f"{port}; set NEWSLETTER_BASE_URL to the address readers reach (see `newsletter doctor`).",
+            soft_wrap=True,
+        )
+    elif local and host not in {"127.0.0.1", "localhost", "::1"}:
+        console.print(
+            f"Warning: the server accepts outside connections but links in emails point at "
+            f"{settings.base_url}; set NEWSLETTER_BASE_URL to the public address.",
+            soft_wrap=True,
+        )
