@@ -8,11 +8,16 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# torch is installed first and pinned to the CPU wheel, so nothing can pull a CUDA build.
+# torch is installed first and pinned to the CPU wheel, so nothing can pull a CUDA build:
+# a wheel already on this machine, else PyTorch's CPU index (TORCH_INDEX), probed quickly
+# (scripts/install-torch says why and in which order).
+TORCH := torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet torch==2.13.0
+	scripts/install-torch $(BIN)/pip "$(TORCH)" "$(TORCH_INDEX)"
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

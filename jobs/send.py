@@ -8,20 +8,25 @@ and a rerun after a crash never ranks or sends it twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from jobs.compose import compose
+from jobs.compose import compose, items_for, recommend
 from jobs.due import due_on
 from newsletter.delivery import outbox
+from newsletter.delivery.message import build_mail, new_message_id
 from newsletter.delivery.models import Delivery
-from newsletter.delivery.outbox import UNFINISHED, Fence, SendReport
-from newsletter.delivery.transports import get_transport
+from newsletter.delivery.outbox import UNFINISHED, Fence, Progress, SendReport
+from newsletter.delivery.transports import Outgoing, get_transport
+from newsletter.digest.render import render_digest
+from newsletter.errors import UserError
 from newsletter.papers.queries import trending
 from newsletter.settings import Settings
 from subscribers.models import Status, Subscriber
+from subscribers.profile import normalize_email
 
 
 def send_digests(
@@ -33,6 +38,7 @@ def send_digests(
     dry_run: bool = False,
     limit: int | None = None,
     now: datetime | None = None,
+    progress: Progress | None = None,
     fence: Fence | None = None,
 ) -> SendReport:
     """Send the digest of `digest_date` to the given (or all due) subscribers, once each.
@@ -40,9 +46,11 @@ def send_digests(
     `subscriber_ids` (the scheduler's choice, or `--subscriber`) bypasses the daily/weekly
     rule but never the status: only active subscribers get digests. `limit` caps how many
     digests this run records and sends. `dry_run` ranks and renders, records and sends
-    nothing. Raises `TransportStopped` (a UserError) when the provider refuses every
-    message; what was sent until then is recorded. `fence` is a condition every claim must
-    meet (the scheduler passes "this leader still holds its lease").
+    nothing, but still builds the transport, so a dry run fails where the real one could not
+    send (SendGrid without a key). `progress` hears how many messages go out and each answer.
+    `fence` is a condition every claim must meet (the scheduler passes "this leader still
+    holds its lease"). Raises `TransportStopped` (a UserError) when the provider refuses every
+    message; what was sent until then is recorded.
     """
     report = SendReport(digest_date=digest_date, transport=settings.transport, dry_run=dry_run)
     with Session(engine, expire_on_commit=False) as session:
@@ -73,6 +81,7 @@ def send_digests(
     if limit is not None:
         fresh = fresh[:limit]
     if dry_run:
+        get_transport(settings).close()  # a missing key or unknown transport fails here too
         if fresh:
             compose(engine, settings, fresh, digest_date, report, papers, now)
         return report
@@ -83,5 +92,46 @@ def send_digests(
         if fresh:
             compose(engine, settings, fresh, digest_date, report, papers, now)
         # Rows pending from this run, or left pending by an earlier one, go out now.
-        outbox.send_pending(engine, settings, transport, digest_date, ids, limit, papers, report, fence=fence)
+        if progress is not None:
+            waiting = outbox.count_pending(engine, digest_date, ids)
+            progress.set_total(min(waiting, limit) if limit is not None else waiting)
+        outbox.send_pending(
+            engine, settings, transport, digest_date, ids, limit, papers, report, progress, fence=fence
+        )
     return report
+
+
+def send_test(
+    engine: Engine, settings: Settings, *, to: str, subscriber: Subscriber, digest_date: date
+) -> tuple[str, int]:
+    """Send `subscriber`'s digest of `digest_date`, ranked now, to the operator's address `to`;
+    returns its subject and how many papers it holds.
+
+    Nothing is recorded (the reader still gets their own digest), and the copy is rendered for
+    a reader with no id, so its unsubscribe, preference and feedback links lead to "no
+    subscription here" instead of acting on the reader's behalf; the links still show the
+    host they are built from (NEWSLETTER_BASE_URL).
+    """
+    address = normalize_email(to)
+    with Session(engine, expire_on_commit=False) as session:
+        picks = recommend(session, settings, [subscriber]).get(subscriber.id or 0, [])
+        items = items_for(session, picks)
+        papers = trending(session, digest_date)
+        session.rollback()  # ranking may have embedded phrases: a test send keeps nothing
+        stand_in = subscriber.model_copy(update={"id": 0, "email": address})
+        rendered = render_digest(settings, stand_in, items, digest_date=digest_date, trending=papers)
+    rendered = replace(rendered, subject=f"[Test] {rendered.subject}")
+    mail = build_mail(
+        settings,
+        to=address,
+        subscriber_id=0,
+        rendered=rendered,
+        message_id=new_message_id(settings, f"test.{digest_date:%Y%m%d}.{subscriber.id}"),
+        list_mail=False,
+    )
+    with get_transport(settings) as transport:
+        results = list(transport.send([Outgoing(key=0, mail=mail, digest_date=digest_date)]))
+    if not results or not results[0].ok:
+        reason = results[0].error if results else "the transport sent nothing"
+        raise UserError(f"the test digest to {address} was not sent: {reason}")
+    return rendered.subject, len(items)

@@ -13,18 +13,22 @@ import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Date, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session
 
 from newsletter.errors import UserError
@@ -48,6 +52,33 @@ def chunked(items: Iterable[T], size: int = QUERY_CHUNK) -> Iterator[list[T]]:
 def owner_id() -> str:
     """A name for a lease or claim this process takes: where it runs, unique per call."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class utc_date(FunctionElement[date]):
+    """`utc_date(column)`: the UTC calendar day of a timestamp column, for GROUP BY day.
+
+    SQLite stores our timestamps as UTC text (`date()` reads its day); PostgreSQL's `date()`
+    of a timestamptz would use the session's time zone, so it converts to UTC first.
+    """
+
+    type = Date()
+    name = "utc_date"
+    inherit_cache = True
+
+
+@compiles(utc_date)
+def _utc_date_sqlite(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utc_date, "postgresql")
+def _utc_date_postgresql(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+
+def as_date(value: object) -> date:
+    """A day as a database returns it (a date on PostgreSQL, ISO text on SQLite)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     preview_limit_per_ip: str = Field(
         "60/hour", description="Sign-up previews (a ranking run each) per client IP."
     )
+    public_archive: bool = Field(
+        False, description="Publish each day's trending papers at /trending (no reader data)."
+    )
+    admin_login_limit_per_ip: str = Field(
+        "10/minute;60/hour", description="Operator login attempts per client IP (limits syntax)."
+    )
 
     _split = field_validator(
         "sources", "arxiv_categories", "rss_feeds", "sendgrid_categories", mode="before"

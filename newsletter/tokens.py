@@ -8,6 +8,7 @@ only — never the address.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,6 +27,8 @@ class Purpose(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
     FEEDBACK = "feedback"
+    ARCHIVE = "archive"  # one digest in the browser ("view in browser"), by date
+    FEED = "feed"  # a reader's private Atom feed of their picks
 
 
 #: How long a token of each purpose stays valid. Unsubscribe links must outlive the 30 days
@@ -35,6 +38,12 @@ MAX_AGE: dict[Purpose, timedelta] = {
     Purpose.UNSUBSCRIBE: timedelta(days=120),
     Purpose.PREFERENCES: timedelta(days=60),
     Purpose.FEEDBACK: timedelta(days=60),
+    # An old email's "view in browser" should still open a year later; it shows only the
+    # picks of that one digest.
+    Purpose.ARCHIVE: timedelta(days=366),
+    # A feed URL lives in a feed reader for years; it shows only the reader's picks, and
+    # rotating NEWSLETTER_SECRET_KEY revokes every one.
+    Purpose.FEED: timedelta(days=3650),
 }
 
 
@@ -86,7 +95,20 @@ def read_token(settings: Settings, purpose: Purpose, token: str, *, now: datetim
     return Token(subscriber_id=payload["s"], issued_at=issued, extra=payload.get("x", {}))
 
 
-def link(settings: Settings, purpose: Purpose, subscriber_id: int, **query: Any) -> str:
-    """The absolute URL of a page for `purpose`, e.g. BASE_URL/unsubscribe/<token>."""
-    url = f"{settings.base_url}/{purpose.value}/{make_token(settings, purpose, subscriber_id)}"
+def link(
+    settings: Settings,
+    purpose: Purpose,
+    subscriber_id: int,
+    *,
+    claims: Mapping[str, Any] | None = None,
+    suffix: str = "",
+    **query: Any,
+) -> str:
+    """The absolute URL of a page for `purpose`, e.g. BASE_URL/unsubscribe/<token>.
+
+    `claims` are signed into the token (the digest date of an archive link); `suffix` follows
+    the token in the path (`/atom.xml`); `query` is the unsigned query string.
+    """
+    token = make_token(settings, purpose, subscriber_id, **(claims or {}))
+    url = f"{settings.base_url}/{purpose.value}/{token}{suffix}"
     return f"{url}?{urlencode(query)}" if query else url

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
+from newsletter.errors import UserError
 from newsletter.papers.models import Paper
 from subscribers import service
 from subscribers.models import (
@@ -98,6 +99,24 @@ def apply_verdict(session: Session, subscriber: Subscriber, status: Status) -> b
         return False
     service.update(session, subscriber, SubscriberUpdate(status=status))
     return True
+
+
+def lift_suppression(session: Session, subscriber: Subscriber) -> None:
+    """An operator's word that a bounced address works again (the mailbox was full, or
+    fixed): the reader's consent stands, so they are active again.
+
+    Only a bounce can be lifted. An unsubscribe or a spam complaint was the person's own
+    choice: only they can undo it, by signing up and confirming again.
+    """
+    if subscriber.status == Status.BOUNCED:
+        service.update(session, subscriber, SubscriberUpdate(status=Status.ACTIVE))
+        return
+    if subscriber.status in (Status.UNSUBSCRIBED, Status.COMPLAINED):
+        raise UserError(
+            f"{subscriber.email} {'unsubscribed' if subscriber.status == Status.UNSUBSCRIBED else 'reported spam'}"
+            " themselves; only they can undo that, by signing up again"
+        )
+    raise UserError(f"{subscriber.email} is {subscriber.status}, not suppressed")
 
 
 def votes(session: Session, subscriber: Subscriber) -> list[tuple[Paper, int]]:

@@ -147,6 +147,23 @@ def listing(session: Session, status: Status | None = None) -> list[Subscriber]:
     return list(session.exec(query))
 
 
+def search(
+    session: Session, text: str = "", status: Status | None = None, *, limit: int = 50, offset: int = 0
+) -> tuple[list[Subscriber], int]:
+    """Subscribers whose address contains `text` (any case), newest first, one page of
+    `limit`; and how many match in all."""
+    query = select(Subscriber)
+    needle = text.strip().casefold()
+    if needle:
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(col(Subscriber.email_key).like(f"%{escaped}%", escape="\\"))
+    if status is not None:
+        query = query.where(Subscriber.status == status)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(Subscriber.id).desc()).offset(offset).limit(limit))
+    return list(rows), total
+
+
 def count(session: Session) -> int:
     """How many subscribers exist (any status)."""
     return session.exec(select(func.count()).select_from(Subscriber)).one()

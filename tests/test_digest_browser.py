@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -10,47 +9,24 @@ import pytest
 from newsletter.digest.context import DigestItem
 from newsletter.digest.render import render_digest
 from newsletter.settings import Settings
-from subscribers.models import Subscriber
-from tests.support.papers import make_paper
-from tests.support.requirements import ROOT, chromium
+from tests.support.browser import ARTIFACTS, browser
+from tests.support.papers import make_paper, make_reader
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    path = chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
+__all__ = ["browser"]  # the module-scoped Chromium fixture
 
 
 @pytest.fixture
 def digest_html() -> str:
-    reader = Subscriber(
-        id=3,
-        email="grace@example.org",
-        email_key="grace@example.org",
-        interests=["diffusion models", "speech recognition"],
-        status="active",
-    )
+    reader = make_reader(3, "grace@example.org", ["diffusion models", "speech recognition"])
     papers = [make_paper(i, id=i + 1, upvotes=10 + i) for i in range(6)]
     papers[1] = make_paper(
         1, id=2, title="Supercalifragilisticexpialidociousunbreakabletitlewordthatgoesonandonforever" * 2
     )
-    items = [DigestItem(p, "diffusion models", "The key sentence of the abstract.") for p in papers]
+    items = [
+        DigestItem(p, "diffusion models", "The key sentence of the abstract.", strength=0.9 - 0.15 * n)
+        for n, p in enumerate(papers)
+    ]
     trending = [make_paper(20, id=30, upvotes=321)]
     settings = Settings(postal_address="1 Example Street, Sampletown")
     return render_digest(settings, reader, items, digest_date=date(2026, 11, 27), trending=trending).html

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 import pytest
 
 from newsletter.delivery.message import build_mail, new_message_id
-from newsletter.digest.context import DigestItem, authors_line, subject_line
+from newsletter.digest.context import DigestItem, authors_line, strength_cue, subject_line
 from newsletter.digest.render import COMPILE_COUNTS, GMAIL_CLIP_BYTES, render_confirmation, render_digest
 from newsletter.settings import Settings
 from newsletter.tokens import Purpose, read_token
@@ -42,11 +42,67 @@ def _items(count: int, **fields: object) -> list[DigestItem]:
     ]
 
 
-def test_subject_says_count_date_and_top_title() -> None:
+def test_subject_is_led_by_the_best_pick() -> None:
     items = _items(5)
     items[0] = DigestItem(make_paper(0, id=1, title="Hyper-Connections"), "x", None)
-    assert subject_line(items, DAY) == "5 papers for you · Fri 27 Nov: Hyper-Connections, …"
-    assert subject_line(items[:1], DAY) == "1 paper for you · Fri 27 Nov: Hyper-Connections"
+    assert subject_line(items, DAY) == "Hyper-Connections (+4 more)"
+    assert subject_line(items[:1], DAY) == "Hyper-Connections"
+    assert subject_line([], DAY) == "Nothing new for you · Fri 27 Nov"
+
+
+def test_the_email_opens_with_a_list_of_its_titles_linking_to_each_paper(
+    settings: Settings, reader: Subscriber
+) -> None:
+    email = render_digest(settings, reader, _items(3), digest_date=DAY)
+    toc = email.html.split("In this email", 1)[1].split("</ol>", 1)[0]
+    assert re.findall(r'href="#(paper-\d+)"', toc) == ["paper-1", "paper-2", "paper-3"]
+    for anchor in ("paper-1", "paper-2", "paper-3"):
+        assert f'id="{anchor}"' in email.html
+    assert "In this email\n 1. Hyper-Connections" in email.text
+    single = render_digest(settings, reader, _items(1), digest_date=DAY)
+    assert "In this email" not in single.html and "In this email" not in single.text
+
+
+def test_each_pick_shows_how_strongly_it_matches_when_ranking_says(
+    settings: Settings, reader: Subscriber
+) -> None:
+    papers = [make_paper(i, id=i + 1) for i in range(4)]
+    items = [
+        DigestItem(p, "graph neural networks", None, strength=s)
+        for p, s in zip(papers, [0.9, 0.5, 0.1, None])
+    ]
+    email = render_digest(settings, reader, items, digest_date=DAY)
+    assert re.findall(r"(Strong|Good|Loose) match", email.html) == ["Strong", "Good", "Loose"]
+    assert "●●● Strong match" in email.text and "●○○ Loose match" in email.text
+    assert strength_cue(None) is None and strength_cue(float("nan")) is None
+    assert strength_cue(1.7) == strength_cue(1.0) and strength_cue(-1) == strength_cue(0.0)
+
+
+def test_a_paper_without_a_page_links_to_its_entry_in_the_readers_archive(
+    settings: Settings, reader: Subscriber
+) -> None:
+    paper = make_paper(0, id=9, url=None, arxiv_id=None, pdf_url=None)
+    email = render_digest(settings, reader, [DigestItem(paper, "graphs", None)], digest_date=DAY)
+    match = re.search(r'<h2[^>]*>.*?href="([^"]+)"', email.html, re.DOTALL)
+    assert match and match.group(1).startswith(f"{settings.base_url}/archive/")
+    assert match.group(1).endswith("#paper-9")
+    token = match.group(1).split("/archive/", 1)[1].split("#", 1)[0]
+    assert read_token(settings, Purpose.ARCHIVE, token).extra == {"d": "2026-11-27"}
+    assert 'href=""' not in email.html
+    assert "Abstract:" not in email.text and "PDF:" not in email.text
+    assert f"Read: {match.group(1)}" in email.text
+
+
+def test_feedback_controls_are_buttons_apart_from_the_paper_links(
+    settings: Settings, reader: Subscriber
+) -> None:
+    html = render_digest(settings, reader, _items(1), digest_date=DAY).html
+    votes = re.findall(r'<a class="vote" href="[^"]+" style="([^"]+)">(More|Less) like this</a>', html)
+    assert [label for _, label in votes] == ["More", "Less"]
+    style = votes[0][0]
+    # 20 px line + 2 × 11 px padding + 2 × 1 px border = 44 px: a finger-sized target.
+    assert "line-height: 20px" in style and "padding: 11px 14px" in style and "border: 1px solid" in style
+    assert "white-space: nowrap" in style
 
 
 def test_long_author_lists_are_shortened_with_et_al() -> None:
@@ -54,7 +110,7 @@ def test_long_author_lists_are_shortened_with_et_al() -> None:
     assert authors_line(["A", "B", "C", "D", "E"]) == "A, B, C et al."
 
 
-def test_each_paper_shows_title_link_authors_categories_reason_snippet_and_links(
+def test_each_paper_shows_title_link_authors_categories_reason_and_links(
     settings: Settings, reader: Subscriber
 ) -> None:
     email = render_digest(settings, reader, _items(2, upvotes=12), digest_date=DAY)
@@ -63,7 +119,10 @@ def test_each_paper_shows_title_link_authors_categories_reason_snippet_and_links
     assert "Author 0-0, Author 0-1, Author 0-2 et al." in html
     assert "cs.LG, cs.CL" in html
     assert "Matches your interest “graph neural networks”: “Highlight sentence 0.”" in html
-    assert "We study residual connections" in html
+    # The quoted sentence stands for the abstract; the opening only shows without one.
+    assert "We study residual connections" not in html
+    plain = render_digest(settings, reader, [DigestItem(make_paper(0, id=1), "x", None)], digest_date=DAY)
+    assert "We study residual connections" in plain.html and "We study residual connections" in plain.text
     assert 'href="https://arxiv.org/pdf/2611.00000"' in html
     assert 'href="https://huggingface.co/papers/2611.00000"' in html
     assert "More like this" in html and "Less like this" in html

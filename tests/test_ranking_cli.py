@@ -22,6 +22,8 @@ def imported(cli, database_url: str) -> str:  # type: ignore[no-untyped-def]
 
 def test_papers_embed_reports_counts_and_a_second_run_embeds_nothing(cli, imported: str) -> None:  # type: ignore[no-untyped-def]
     assert "Embedded 116 papers." in imported
+    # Not a terminal: progress is a line a log can show, and it ends at the whole count.
+    assert "embedding papers: 116/116 (100%)" in imported
     again = cli("papers", "embed")
     assert again.exit_code == 0 and "Embedded 0 papers." in again.stderr
 

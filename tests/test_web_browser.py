@@ -14,23 +14,16 @@ from sqlmodel import Session, select
 
 from newsletter.db import session_scope
 from newsletter.settings import Settings
-from newsletter.web import create_app
 from subscribers import service
 from subscribers.models import Feedback, Status
-from tests.support.requirements import ROOT, chromium, shared
-from tests.support.web import free_port, links, outbox, serve
+from tests.support.browser import ARTIFACTS as ALL_ARTIFACTS
+from tests.support.browser import launch, shoot
+from tests.support.requirements import shared
+from tests.support.web import app_on_free_port, links, outbox, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ARTIFACTS = ROOT / "test-artifacts" / "web"
-WIDTHS = (375, 1280)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+ARTIFACTS = ALL_ARTIFACTS / "web"
 
 
 @pytest.fixture
@@ -39,10 +32,7 @@ def site(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[s
     from newsletter.papers.importers import import_file
     from newsletter.ranking.service import embed_missing
 
-    port = free_port()
-    monkeypatch.setenv("NEWSLETTER_BASE_URL", f"http://127.0.0.1:{port}")
-    settings = Settings()
-    app = create_app(settings)
+    port, settings, app = app_on_free_port(monkeypatch)
     engine: Engine = app.state.web.engine
     with session_scope(engine) as session:
         import_file(session, shared("data/papers-page.txt"))
@@ -53,10 +43,7 @@ def site(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[s
 
 
 def _shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    shoot(page, ARTIFACTS, name)
 
 
 def _only(items: list[str]) -> str:
@@ -74,7 +61,7 @@ def test_sign_up_to_first_digest_to_unsubscribe_in_a_real_browser(
 
     url, settings, engine = site
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         try:
             context = browser.new_context(timezone_id="Europe/Berlin")
             page = context.new_page()
@@ -89,7 +76,7 @@ def test_sign_up_to_first_digest_to_unsubscribe_in_a_real_browser(
             expect(page.get_by_role("heading", name="Today's email would contain")).to_be_visible()
             assert page.locator("#preview .papers li").count() > 0
             _shoot(page, "02-preview")
-            page.get_by_role("button", name="Subscribe", exact=True).click()
+            page.get_by_role("button", name="Subscribe with these interests").click()
             expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
             _shoot(page, "03-check-inbox")
 

@@ -35,6 +35,9 @@ def test_newsletter_web_serves_the_site_on_the_given_port(isolated_env: Path) ->
     finally:
         server.terminate()
         server.wait(timeout=20)
+    # NEWSLETTER_BASE_URL is still the default :8000, so the emails' links would miss this port.
+    said = server.stdout.read().decode()  # type: ignore[union-attr]
+    assert f"links in emails point at http://127.0.0.1:8000, but this server listens on port {port}" in said
 
 
 def test_newsletter_web_help_explains_the_pages(cli) -> None:  # type: ignore[no-untyped-def]

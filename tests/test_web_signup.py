@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from newsletter.tokens import Purpose, make_token
 from newsletter.web import create_app
 from subscribers import lifecycle, service
 from subscribers.models import Status, Subscriber
-from tests.support.web import alert, client, csrf_token, links, outbox
+from tests.support.web import alert, client, csrf_token, field_errors, links, outbox
 
 FORM = {"email": "ada@example.org", "interests": "graph neural networks\nLoRA", "timezone": "Europe/Berlin"}
 
@@ -95,7 +96,9 @@ def test_sign_up_rejects_bad_input_and_shows_the_form_again_with_the_input_kept(
 ) -> None:
     response = _sign_up(web, **{"email": "keep.me@example.org", **fields})
     assert response.status_code == 400
-    assert message in alert(response.text)
+    assert message.lower() in alert(response.text).lower()
+    field = next(iter(fields))
+    assert message.lower() in field_errors(response.text)[field].lower()  # beside its field too
     if "email" not in fields:
         assert 'value="keep.me@example.org"' in response.text
     assert _subscriber(engine, "keep.me@example.org") is None and not outbox(isolated_env)
@@ -143,7 +146,7 @@ def test_opening_the_confirm_link_changes_nothing_until_the_page_posts(
     subscriber = _subscriber(engine)
     assert subscriber is not None and subscriber.status == Status.ACTIVE and subscriber.confirmed_at
     again = web.get(path)
-    assert again.status_code == 200 and "Already confirmed" in again.text
+    assert again.status_code == 200 and "<title>Already confirmed · Paper Digest</title>" in again.text
 
 
 def test_confirm_post_without_csrf_token_asks_for_the_button_again(
@@ -221,3 +224,39 @@ def test_pages_forbid_framing_referrers_and_foreign_scripts(web: TestClient) -> 
 
 def test_health_check_answers_ok(web: TestClient) -> None:
     assert web.get("/healthz").json() == {"status": "ok"}
+
+
+def test_every_problem_of_the_form_is_shown_at_once_beside_its_field(web: TestClient) -> None:
+    response = _sign_up(web, email="nope", interests="", timezone="Mars/Base", max_papers="99")
+    assert response.status_code == 400
+    beside = field_errors(response.text)
+    assert set(beside) == {"email", "interests", "timezone", "max_papers"}
+    summary = alert(response.text)
+    assert "These 4 fields need a change" in summary
+    for name in beside:
+        assert f'href="#{name}"' in response.text  # the summary links to each field
+        assert re.search(
+            rf'id="{name}"[^>]*aria-invalid="true" aria-describedby="{name}-error', response.text
+        )
+
+
+def test_the_preview_ends_with_a_subscribe_button_for_the_same_form(web: TestClient) -> None:
+    page = web.post(
+        "/subscribe",
+        data={"csrf_token": csrf_token(web), "action": "preview", "interests": "graph neural networks"},
+    ).text
+    preview = page.split('id="preview"', 1)[1]
+    assert '<button type="submit" form="signup" name="action" value="subscribe">' in preview
+    assert '<form class="card" method="post" action="/subscribe" id="signup"' in page
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [("/subscribe", "Subscribe"), ("/subscribe/sent", "Check your inbox"), ("/nowhere", "Page not found")],
+)
+def test_pages_have_their_own_titles_and_a_favicon(web: TestClient, path: str, title: str) -> None:
+    page = web.get(path).text
+    assert f"<title>{title} · Paper Digest</title>" in page
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    icon = web.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")

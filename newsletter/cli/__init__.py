@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import db, digest, jobs, papers, ranking, subscribers, web
+from newsletter.cli import db, digest, doctor, jobs, operators, papers, ranking, subscribers, web
 
 app = typer.Typer(
     name="newsletter",
@@ -35,9 +35,28 @@ app.add_typer(digest.deliveries_app, name="deliveries")
 app.command("send")(digest.send)
 app.command("stats")(digest.stats)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(operators.app, name="operators")
 app.command("serve")(jobs.serve)
 app.command("scheduler")(jobs.run_scheduler)
 app.command("web")(web.web)
+app.command("doctor")(doctor.doctor)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"newsletter {version('newsletter')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    pass
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from sqlmodel import col, func, select
 
-from newsletter.cli.common import FormatOption, console, database
+from newsletter.cli.common import FormatOption, console, database, progress
 from newsletter.cli.output import Format, emit, emit_one
 from newsletter.db import open_database
 from newsletter.dbtypes import utcnow
@@ -121,6 +121,15 @@ def send(
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Send at most N digests this run.")
     ] = None,
+    test_to: Annotated[
+        str | None,
+        typer.Option(
+            "--test-to",
+            metavar="ADDRESS",
+            help="Send one reader's digest (--subscriber, else the first active reader) to "
+            "ADDRESS only, marked [Test]; nothing is recorded and its links act for nobody.",
+        ),
+    ] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Send the day's digest to every subscriber due, exactly once each.
@@ -133,9 +142,15 @@ def send(
     killed picks up where it stopped. The transport is NEWSLETTER_TRANSPORT (file, smtp or
     sendgrid).
 
+    A dry run fails like the real run would when the transport cannot send (e.g.
+    NEWSLETTER_TRANSPORT=sendgrid without a key). On a terminal a bar shows the sending; in a
+    log a line every few seconds does.
+
     Examples:
 
       newsletter send --dry-run
+
+      newsletter send --test-to you@example.org --subscriber ada@example.org
 
       newsletter send --date 2026-11-27 --subscriber ada@example.org
     """
@@ -146,6 +161,9 @@ def send(
     settings = get_settings()
     engine = open_database(settings)
     now = utcnow()
+    if test_to is not None:
+        _send_test(test_to, subscriber or [], day)
+        return
     runs: list[tuple[date, list[int] | None]]
     with database(settings) as session:
         people = [require(session, email) for email in subscriber or []]
@@ -163,12 +181,19 @@ def send(
             groups = due_today(session, now)
             runs = [(d, [s.id for s in subs if s.id]) for d, subs in sorted(groups.items())]
             runs = runs or [(now.date(), None)]
-    reports = [
-        send_digests(
-            engine, settings, digest_date=digest_date, subscriber_ids=ids, dry_run=dry_run, limit=limit
-        )
-        for digest_date, ids in runs
-    ]
+    with progress("sending digests") as report_progress:
+        reports = [
+            send_digests(
+                engine,
+                settings,
+                digest_date=digest_date,
+                subscriber_ids=ids,
+                dry_run=dry_run,
+                limit=limit,
+                progress=report_progress,
+            )
+            for digest_date, ids in runs
+        ]
     for report in reports:
         console.print(report.summary(), soft_wrap=True)
         for failure in report.failures:
@@ -181,6 +206,35 @@ def send(
         previews = [p for r in reports for p in r.previews]
         if previews:
             emit(previews, fmt, ["email", "papers", "html_bytes", "subject"], title="Would send")
+
+
+def _send_test(address: str, readers: list[str], day: str | None) -> None:
+    """`send --test-to`: one reader's digest, to the operator only."""
+    from jobs.send import send_test
+    from subscribers.models import Status, Subscriber
+    from subscribers.service import require
+
+    if len(readers) > 1:
+        raise UserError("--test-to sends one reader's digest; give at most one --subscriber")
+    settings = get_settings()
+    with database(settings) as session:
+        if readers:
+            reader = require(session, readers[0])
+        else:
+            first = session.exec(
+                select(Subscriber).where(Subscriber.status == Status.ACTIVE).order_by(col(Subscriber.id))
+            ).first()
+            if first is None:
+                raise UserError("no active subscriber to take a digest from; give --subscriber EMAIL")
+            reader = first
+        session.expunge(reader)
+    subject, count = send_test(
+        open_database(settings), settings, to=address, subscriber=reader, digest_date=parse_date(day)
+    )
+    console.print(
+        f"Sent {reader.email}'s digest ({count} papers) to {address} via {settings.transport}: {subject}",
+        soft_wrap=True,
+    )
 
 
 @deliveries_app.command("list")

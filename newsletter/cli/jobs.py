@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from newsletter.cli.common import FormatOption, console
+from newsletter.cli.common import FormatOption, console, warn_about_links
 from newsletter.cli.output import Format, emit
 from newsletter.db import open_database
 from newsletter.dbtypes import utcnow
@@ -60,6 +60,7 @@ def serve(
 
     _log_to_stderr()
     settings = get_settings()
+    warn_about_links(settings, host, port)
     web = create_app(settings)
     service = SchedulerService(settings) if scheduler else None
     # uvicorn drains on SIGINT/SIGTERM, then re-raises the signal to the handler it found:

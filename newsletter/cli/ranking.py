@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import FormatOption, console, database
+from newsletter.cli.common import FormatOption, console, database, progress
 from newsletter.cli.output import Format, emit
 from newsletter.errors import UserError
 from newsletter.settings import get_settings
@@ -133,17 +133,13 @@ def embed() -> None:
 
     Each paper is embedded once per model (title and abstract); a second run embeds 0.
     """
-    from rich.progress import Progress
-
     from newsletter.ranking import service
     from newsletter.ranking.store import missing_paper_ids
 
     settings = get_settings()
-    with database(settings) as session:
-        total = len(missing_paper_ids(session, settings))
-        with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
-            task = bar.add_task("embedding papers", total=total)
-            count = service.embed_missing(session, settings, lambda n: bar.advance(task, n))
+    with database(settings) as session, progress("embedding papers") as report:
+        report.set_total(len(missing_paper_ids(session, settings)))
+        count = service.embed_missing(session, settings, report.advance)
     console.print(f"Embedded {count} papers.")
 
 

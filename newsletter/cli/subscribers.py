@@ -37,7 +37,7 @@ MaxPapers = Annotated[int, typer.Option("--max-papers", help="At most this many 
 def _report(row: dict[str, object], fmt: Format, message: str) -> None:
     """A sentence for people, or the changed record for scripts."""
     if fmt == Format.TABLE:
-        console.print(message)
+        console.print(message, soft_wrap=True)
     else:
         emit_one(row, fmt)
 
@@ -75,7 +75,53 @@ def add(
     with database() as session:
         subscriber = service.create(session, data)
         row = service.public(subscriber)
-    _report(row, fmt, f"Added {row['email']} ({row['status']}).")
+    hint = (
+        f" Nothing is emailed yet: `newsletter subscribers send-confirmation {row['email']}` "
+        "mails the confirmation link."
+        if row["status"] == Status.PENDING
+        else ""
+    )
+    _report(row, fmt, f"Added {row['email']} ({row['status']}).{hint}")
+
+
+@app.command("send-confirmation")
+def send_confirmation(
+    emails: Annotated[
+        list[str] | None, typer.Argument(help="Pending addresses; none: every pending one.")
+    ] = None,
+) -> None:
+    """Email the confirmation link to pending subscribers (again), through the transport.
+
+    The daily cap per address (NEWSLETTER_CONFIRMATIONS_PER_DAY) still applies; addresses that
+    are not pending get nothing.
+
+    Examples:
+
+      newsletter subscribers send-confirmation ada@example.org
+
+      newsletter subscribers send-confirmation        # every pending subscriber
+    """
+    from newsletter.delivery.confirmation import send_confirmation as send
+    from newsletter.settings import get_settings
+
+    settings = get_settings()
+    sent = held = 0
+    with database(settings) as session:
+        people = (
+            [service.require(session, email) for email in emails]
+            if emails
+            else service.listing(session, Status.PENDING)
+        )
+        for person in people:
+            if person.status != Status.PENDING:
+                console.print(f"{person.email} is {person.status}, not pending: nothing sent.")
+                held += 1
+            elif send(session, settings, person):
+                sent += 1
+            else:
+                console.print(f"{person.email}: held back (daily cap reached, or the transport failed).")
+                held += 1
+    console.print(f"{sent} confirmation emails sent, {held} not sent.")
 
 
 @app.command("list")

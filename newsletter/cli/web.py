@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import console
+from newsletter.cli.common import console, warn_about_links
 from newsletter.settings import get_settings
 
 
@@ -31,5 +31,6 @@ def web(
 
     settings = get_settings()
     app = create_app(settings)
+    warn_about_links(settings, host, port)
     console.print(f"Serving {settings.base_url} on http://{host}:{port} (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")

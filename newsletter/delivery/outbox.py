@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Engine, bindparam, case, exists, func, literal, update
 from sqlalchemy import select as tuples
@@ -81,6 +81,17 @@ Fence = Callable[[], ColumnElement[bool]]
 
 #: The delivery table (its columns are typed where SQLModel's model attributes are optional).
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+
+
+class Progress(Protocol):
+    """Something that shows a long run moving (the CLI's bar or log lines)."""
+
+    def set_total(self, total: int) -> None:
+        """How many messages the run will send."""
+
+    def advance(self, count: int = 1) -> None:
+        """`count` more messages have an answer."""
+
 
 LEASE_LOST = "stopped: this scheduler lost its lease; the new leader sends the rest"
 
@@ -461,6 +472,7 @@ class _Pass:
     claims: Claims
     report: SendReport
     trending: list[Paper]
+    progress: Progress | None = None
     again: list[int] = field(default_factory=list)
     stopped: str | None = None
 
@@ -555,6 +567,8 @@ class _Pass:
             except BaseException as exc:  # e.g. the database went away: the run stops
                 self._error = self._error or exc
             self._room.release(len(batch))
+            if self.progress is not None:
+                self.progress.advance(len(batch))
             with self._done:
                 self._unanswered -= len(batch)
                 self._done.notify_all()
@@ -580,8 +594,7 @@ class _Pass:
 def _load(
     engine: Engine, rows: list[Delivery], papers: dict[int, Paper]
 ) -> tuple[dict[int, Subscriber], dict[int, list[DigestItem]]]:
-    """The subscribers of `rows` and each row's stored items, in three queries. `papers` is
-    the pass's cache: a day's digests share a few hundred papers, loaded once each."""
+    """The subscribers of `rows` and each row's stored items (`papers`: the pass's cache)."""
     with Session(engine, expire_on_commit=False) as session:
         subscribers = {
             s.id: s
@@ -590,6 +603,22 @@ def _load(
             )
             if s.id is not None
         }
+        items = stored_items(session, [r.id for r in rows if r.id is not None], papers)
+    return subscribers, items
+
+
+def stored_items(
+    session: Session, delivery_ids: Sequence[int], papers: dict[int, Paper] | None = None
+) -> dict[int, list[DigestItem]]:
+    """The papers each delivery carries, in rank order, as digest items (what its email showed).
+
+    The items are read as plain rows and each paper is loaded once into `papers` (a send
+    pass keeps it: a day's digests share a few hundred papers), which is what made reading a
+    chunk cost ~0.3 ms per message instead of ~2.4 ms with a joined ORM query.
+    """
+    papers = {} if papers is None else papers
+    out: dict[int, list[DigestItem]] = defaultdict(list)
+    for chunk in chunked(delivery_ids):
         stored = session.execute(
             tuples(  # six columns: past sqlmodel's typed `select`
                 col(DeliveryItem.delivery_id),
@@ -599,16 +628,30 @@ def _load(
                 col(DeliveryItem.reason),
                 col(DeliveryItem.score),
             )
-            .where(col(DeliveryItem.delivery_id).in_([r.id for r in rows]))
+            .where(col(DeliveryItem.delivery_id).in_(chunk))
             .order_by(col(DeliveryItem.delivery_id), col(DeliveryItem.rank))
         ).all()
         missing = {paper_id for _, paper_id, *_ in stored} - papers.keys()
-        for chunk in chunked(sorted(missing)):
-            papers.update((p.id, p) for p in session.exec(select(Paper).where(col(Paper.id).in_(chunk))))  # type: ignore[misc]
-    items: dict[int, list[DigestItem]] = defaultdict(list)
-    for delivery_id, paper_id, interest, highlight, reason, score in stored:
-        items[delivery_id].append(DigestItem(papers[paper_id], interest, highlight, reason, score))
-    return subscribers, items
+        for ids in chunked(sorted(missing)):
+            papers.update((p.id, p) for p in session.exec(select(Paper).where(col(Paper.id).in_(ids))))  # type: ignore[misc]
+        for delivery_id, paper_id, interest, highlight, reason, score in stored:
+            out[delivery_id].append(DigestItem(papers[paper_id], interest, highlight, reason, score))
+    return dict(out)
+
+
+def sent_digests(
+    session: Session, subscriber_id: int, *, digest_date: date | None = None, limit: int = 30
+) -> list[tuple[Delivery, list[DigestItem]]]:
+    """A reader's sent digests with their papers, newest first (one date, or the latest
+    `limit`): what "view in browser" and the reader's feed show."""
+    query = select(Delivery).where(
+        Delivery.subscriber_id == subscriber_id, Delivery.status == DeliveryStatus.SENT
+    )
+    if digest_date is not None:
+        query = query.where(Delivery.digest_date == digest_date)
+    rows = list(session.exec(query.order_by(col(Delivery.digest_date).desc()).limit(limit)))
+    items = stored_items(session, [r.id for r in rows if r.id is not None])
+    return [(row, items.get(row.id or 0, [])) for row in rows]
 
 
 def _pending_rows(
@@ -653,6 +696,7 @@ def send_pending(
     limit: int | None,
     trending: list[Paper],
     report: SendReport,
+    progress: Progress | None = None,
     *,
     fence: Fence | None = None,
 ) -> None:
@@ -667,7 +711,7 @@ def send_pending(
     with Claims(engine, settings, fence) as claims:
         only: list[int] | None = None
         for _ in range(1 + RESEND_PASSES):
-            run = _Pass(engine, settings, transport, claims, report, trending)
+            run = _Pass(engine, settings, transport, claims, report, trending, progress)
             try:
                 for rows in _pending_rows(engine, digest_date, ids, only, None if only else limit):
                     run.render(rows)
@@ -683,6 +727,17 @@ def send_pending(
             only = run.again
     if transport.stopped:
         raise TransportStopped(transport.stopped)
+
+
+def count_pending(engine: Engine, digest_date: date, ids: Sequence[int] | None) -> int:
+    """How many digests of `digest_date` (of `ids`, else everybody's) wait to be sent."""
+    with Session(engine) as session:
+        query = select(func.count()).where(
+            Delivery.digest_date == digest_date, Delivery.status == DeliveryStatus.PENDING
+        )
+        if ids is not None:
+            query = query.where(col(Delivery.subscriber_id).in_(list(ids)))
+        return int(session.exec(query).one())
 
 
 def record_missed(engine: Engine, missed: Sequence[tuple[int, date, str]]) -> list[tuple[int, date]]:
@@ -706,13 +761,22 @@ def record_missed(engine: Engine, missed: Sequence[tuple[int, date, str]]) -> li
     return recorded
 
 
-def retry(engine: Engine, settings: Settings, *, digest_date: date | None = None) -> list[SendReport]:
+def retry(
+    engine: Engine,
+    settings: Settings,
+    *,
+    digest_date: date | None = None,
+    delivery_ids: Sequence[int] | None = None,
+) -> list[SendReport]:
     """Put failed digests, and those whose run died while sending them, back to pending and
-    send them again. A message still in flight in a live run is not touched."""
+    send them again: those of `digest_date`, or just `delivery_ids` (the admin page's button),
+    or all. A message still in flight in a live run is not touched."""
     now = utcnow()
     query = update(Delivery).where((col(Delivery.status) == DeliveryStatus.FAILED) | _claim_ended(now))
     if digest_date is not None:
         query = query.where(col(Delivery.digest_date) == digest_date)
+    if delivery_ids is not None:
+        query = query.where(col(Delivery.id).in_(list(delivery_ids)))
     with engine.begin() as conn:
         taken = conn.execute(
             query.values(status=DeliveryStatus.PENDING, updated_at=now, claim_expires_at=None).returning(

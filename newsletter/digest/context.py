@@ -20,12 +20,24 @@ from newsletter.tokens import MAX_AGE, Purpose, link
 from subscribers.models import Frequency, Subscriber
 from subscribers.profile import followed_author
 
-#: Authors listed before "et al."; categories shown; abstract characters kept.
+#: Authors listed before "et al."; categories shown; abstract characters kept. The snippet
+#: is short because the quoted sentence (why it was picked) already says the most; on a
+#: phone every 100 characters is another line per paper.
 MAX_AUTHORS = 3
 MAX_CATEGORIES = 4
-SNIPPET_CHARS = 320
-SUBJECT_TITLE_CHARS = 60
+SNIPPET_CHARS = 240
+HIGHLIGHT_CHARS = 180
+#: A phone shows 35–45 characters of a subject: the best pick's title leads.
+SUBJECT_TITLE_CHARS = 70
 TRENDING_COUNT = 3
+
+#: Match strength in [0, 1] → the cue shown beside a pick: (lowest strength, label, meter).
+#: Three steps, so the cue tells strong from weak at a glance without pretending to precision.
+STRENGTH_LEVELS = (
+    (2 / 3, "Strong match", "●●●"),
+    (1 / 3, "Good match", "●●○"),
+    (0.0, "Loose match", "●○○"),
+)
 
 _REASON_TEXT = {
     "author": "By an author you follow",
@@ -42,6 +54,8 @@ class DigestItem:
     highlight: str | None = None
     reason: str = "interest"
     score: float = 0.0
+    #: How strongly the paper matches, in [0, 1] (ranking's calibrated score); None: no cue.
+    strength: float | None = None
 
 
 def shorten(text: str, limit: int) -> str:
@@ -60,20 +74,15 @@ def authors_line(authors: Sequence[str]) -> str:
     return ", ".join(authors[:MAX_AUTHORS]) + " et al."
 
 
-def _snippet(abstract: str) -> str:
-    """The abstract's opening, without leftover TeX markup or run-on whitespace."""
-    text = re.sub(r"\$([^$]{0,80})\$", r"\1", abstract)
-    text = re.sub(r"\\(?:boldsymbol|mathbf|mathrm|textbf|emph)\{([^}]*)\}", r"\1", text)
-    return shorten(text, SNIPPET_CHARS)
-
-
-def paper_url(paper: Paper) -> str:
-    """The paper's page: its own URL, else the arXiv abstract page when the id is known."""
+def paper_url(paper: Paper) -> str | None:
+    """The paper's page: its own URL, else the arXiv abstract page, else its PDF; None when
+    nothing is known (the email then links the paper's entry in the reader's archive)."""
     if paper.url:
         return paper.url
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{paper.arxiv_id}"
-    return str(paper.links.get("pdf") or paper.pdf_url or "")
+    found = paper.links.get("pdf") or paper.pdf_url
+    return str(found) if found else None
 
 
 def hf_url(paper: Paper) -> str | None:
@@ -87,9 +96,13 @@ def hf_url(paper: Paper) -> str | None:
 
 
 def _paper_links(paper: Paper) -> list[dict[str, str]]:
-    links = [{"label": "Abstract", "url": paper_url(paper)}]
+    """The paper's own pages that exist (never an empty link)."""
+    links = []
+    page = paper_url(paper)
+    if page:
+        links.append({"label": "Abstract", "url": page})
     pdf = paper.pdf_url or (f"https://arxiv.org/pdf/{paper.arxiv_id}" if paper.arxiv_id else None)
-    if pdf:
+    if pdf and pdf != page:
         links.append({"label": "PDF", "url": pdf})
     hf = hf_url(paper)
     if hf:
@@ -108,8 +121,19 @@ def why_picked(item: DigestItem) -> str:
     else:
         head = "Matches your interests"
     if item.highlight:
-        return f"{head}: “{shorten(item.highlight, 200)}”"
+        return f"{head}: “{shorten(item.highlight, HIGHLIGHT_CHARS)}”"
     return head
+
+
+def strength_cue(strength: float | None) -> dict[str, str] | None:
+    """The cue for a match strength in [0, 1] ({"label", "meter"}), or None without one."""
+    if strength is None or strength != strength:  # None or NaN: say nothing rather than guess
+        return None
+    value = min(max(strength, 0.0), 1.0)
+    for lowest, label, meter in STRENGTH_LEVELS:
+        if value >= lowest:
+            return {"label": label, "meter": meter}
+    return None  # unreachable: the last level starts at 0
 
 
 def _feedback(settings: Settings, subscriber_id: int, paper_id: int, vote: str) -> str:
@@ -117,14 +141,12 @@ def _feedback(settings: Settings, subscriber_id: int, paper_id: int, vote: str) 
 
 
 def subject_line(items: Sequence[DigestItem], digest_date: date) -> str:
-    """'5 papers for you · Fri 27 Nov: Hyper-Connections, …' — count, date and top title."""
-    day = f"{digest_date:%a} {digest_date.day} {digest_date:%b}"
+    """'Hyper-Connections (+4 more)': the best pick leads, because a phone shows only the
+    first ~40 characters; the date is in the email's own header already."""
     if not items:
-        return f"Nothing new for you · {day}"
-    noun = "paper" if len(items) == 1 else "papers"
+        return f"Nothing new for you · {digest_date:%a} {digest_date.day} {digest_date:%b}"
     top = shorten(items[0].paper.title, SUBJECT_TITLE_CHARS)
-    more = ", …" if len(items) > 1 else ""
-    return f"{len(items)} {noun} for you · {day}: {top}{more}"
+    return f"{top} (+{len(items) - 1} more)" if len(items) > 1 else top
 
 
 def _preheader(items: Sequence[DigestItem], interests: Sequence[str]) -> str:
@@ -143,7 +165,52 @@ def _footer(settings: Settings, subscriber: Subscriber, why: str) -> dict[str, A
         "why_received": why,
         "preferences_url": link(settings, Purpose.PREFERENCES, subscriber.id),
         "unsubscribe_url": link(settings, Purpose.UNSUBSCRIBE, subscriber.id),
+        "feed_url": None,
         "postal_address": settings.postal_address,
+    }
+
+
+def archive_url(settings: Settings, subscriber_id: int, digest_date: date) -> str:
+    """The signed "view in browser" page of one reader's digest of one date."""
+    return link(settings, Purpose.ARCHIVE, subscriber_id, claims={"d": digest_date.isoformat()})
+
+
+def feed_url(settings: Settings, subscriber_id: int) -> str:
+    """The reader's private Atom feed of their picks (signed, long-lived)."""
+    return link(settings, Purpose.FEED, subscriber_id, suffix="/atom.xml")
+
+
+def _clean_abstract(abstract: str) -> str:
+    """The abstract without leftover TeX markup or run-on whitespace."""
+    text = re.sub(r"\$([^$]{0,80})\$", r"\1", abstract)
+    text = re.sub(r"\\(?:boldsymbol|mathbf|mathrm|textbf|emph)\{([^}]*)\}", r"\1", text)
+    return " ".join(text.split())
+
+
+def digest_item(
+    settings: Settings, subscriber_id: int, item: DigestItem, rank: int, archive: str
+) -> dict[str, Any]:
+    """One pick as the email (and its archive page) shows it; `archive` is the digest's
+    archive URL, the link of a paper that has no page of its own."""
+    paper = item.paper
+    anchor = f"paper-{paper.id or rank}"
+    abstract = _clean_abstract(paper.abstract or "")
+    return {
+        "rank": rank,
+        "anchor": anchor,
+        "title": paper.title,
+        "url": paper_url(paper) or f"{archive}#{anchor}",
+        "authors": authors_line(paper.authors),
+        "categories": ", ".join(paper.categories[:MAX_CATEGORIES]),
+        "why": why_picked(item),
+        "strength": strength_cue(item.strength),
+        # The quoted sentence is the abstract's most relevant line; the opening is shown only
+        # without one (the archive page always has the whole abstract).
+        "snippet": "" if item.highlight else shorten(abstract, SNIPPET_CHARS),
+        "abstract": abstract,
+        "links": _paper_links(paper),
+        "more_url": _feedback(settings, subscriber_id, paper.id or 0, "up"),
+        "less_url": _feedback(settings, subscriber_id, paper.id or 0, "down"),
     }
 
 
@@ -165,6 +232,7 @@ def digest_context(
         f" with the interests: {', '.join(interests)}." if interests else "."
     )
     day = f"{digest_date:%A} {digest_date.day} {digest_date:%B %Y}"
+    archive = archive_url(settings, sid, digest_date)
     return {
         "subject": subject_line(items, digest_date),
         "preheader": _preheader(items, interests),
@@ -173,26 +241,16 @@ def digest_context(
         else "Nothing new today",
         "intro": day
         + (" · nothing new matched your interests; we will write when something does." if not items else ""),
-        "items": [
-            {
-                "title": item.paper.title,
-                "url": paper_url(item.paper),
-                "authors": authors_line(item.paper.authors),
-                "categories": ", ".join(item.paper.categories[:MAX_CATEGORIES]),
-                "why": why_picked(item),
-                "snippet": _snippet(item.paper.abstract),
-                "links": _paper_links(item.paper),
-                "more_url": _feedback(settings, sid, item.paper.id or 0, "up"),
-                "less_url": _feedback(settings, sid, item.paper.id or 0, "down"),
-            }
-            for item in items
-        ],
+        "view_url": archive,
+        "toc": len(items) > 1,  # "In this email": a list of titles is noise for one paper
+        "items": [digest_item(settings, sid, item, rank, archive) for rank, item in enumerate(items, 1)],
         "trending": [
-            {"title": p.title, "url": paper_url(p), "upvotes": p.upvotes}
+            {"title": p.title, "url": url, "upvotes": p.upvotes}
             for p in trending
-            if p.id not in picked
+            if p.id not in picked and (url := paper_url(p))
         ][:TRENDING_COUNT],
         **_footer(settings, subscriber, why),
+        "feed_url": feed_url(settings, sid),
     }
 
 

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from newsletter.db import open_database
 from newsletter.delivery.transports.sendgrid_webhook import Verifier
 from newsletter.settings import Settings
-from newsletter.web import hooks, links, signup
+from newsletter.web import admin, hooks, links, reader, signup
 from newsletter.web.context import TEMPLATE_DIR, WebContext
 from newsletter.web.csrf import CsrfProtection
 from newsletter.web.ratelimit import RateLimiter
@@ -45,7 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityMiddleware)
     app.include_router(signup.router)
     app.include_router(links.router)
+    app.include_router(reader.router)
     app.include_router(hooks.router)
+    admin.install(app)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -54,6 +56,19 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/static/site.css", include_in_schema=False)
     def stylesheet() -> FileResponse:
         return FileResponse(TEMPLATE_DIR / "site.css", headers={"cache-control": "max-age=3600"})
+
+    @app.get("/static/favicon.svg", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(
+            TEMPLATE_DIR / "favicon.svg",
+            media_type="image/svg+xml",
+            headers={"cache-control": "max-age=86400"},
+        )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon_ico() -> RedirectResponse:
+        """Browsers ask for /favicon.ico by themselves; ours is an SVG."""
+        return RedirectResponse("/static/favicon.svg", status_code=301)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 400

@@ -3,13 +3,14 @@
 The rules are the CLI's (`subscribers.profile`, `subscribers.service.build_create`); this
 module only reads the raw strings, bounds their length and rejects control characters (which
 no address, phrase or zone name contains, and PostgreSQL refuses as text). Every problem is
-a UserError whose message the page shows above the form, with the input kept.
+a UserError; `problems()` checks each field on its own, so the page can show every message at
+once, beside its field, with the input kept.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from newsletter.errors import UserError
@@ -17,6 +18,7 @@ from subscribers import service
 from subscribers.models import Frequency, SubscriberCreate, SubscriberUpdate
 from subscribers.profile import (
     MAX_INTERESTS_INPUT,
+    normalize_email,
     parse_interests,
     parse_weekday,
     validate_hour,
@@ -76,6 +78,18 @@ def _frequency(raw: str) -> Frequency:
         raise UserError(f"unknown frequency {raw[:20]!r}; choose daily or weekly") from None
 
 
+def _problems(checks: Mapping[str, Callable[[], object]]) -> dict[str, str]:
+    """Run each field's check; field name → its message, for every field that fails."""
+    found: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            check()
+        except UserError as exc:
+            message = exc.message
+            found[name] = message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+    return found
+
+
 @dataclass(frozen=True)
 class SignupInput:
     """The sign-up form as typed (kept to re-fill the form)."""
@@ -104,6 +118,18 @@ class SignupInput:
     def max_papers_value(self) -> int:
         """The validated "max papers" (10 when left empty)."""
         return validate_max_papers(_whole_number("max papers", self.max_papers, 10))
+
+    def problems(self) -> dict[str, str]:
+        """Every field's problem at once (field name → message); empty when the form is valid."""
+        return _problems(
+            {
+                "email": lambda: normalize_email(_clean("email address", self.email)),
+                "interests": self.interest_list,
+                "frequency": lambda: _frequency(self.frequency),
+                "max_papers": self.max_papers_value,
+                "timezone": lambda: validate_timezone(_short("timezone", self.timezone, 64)),
+            }
+        )
 
     def validate(self) -> SubscriberCreate:
         """The whole form as a pending SubscriberCreate, or the first UserError."""
@@ -139,6 +165,19 @@ class PreferencesInput:
             timezone=field(form, "timezone"),
             max_papers=field(form, "max_papers"),
             send_empty=field(form, "send_empty") == "on",
+        )
+
+    def problems(self) -> dict[str, str]:
+        """Every field's problem at once (field name → message); empty when the form is valid."""
+        return _problems(
+            {
+                "interests": lambda: parse_interests(_clean("interests", self.interests)),
+                "frequency": lambda: _frequency(self.frequency),
+                "weekday": lambda: parse_weekday(_short("weekday", self.weekday, 12) or "0"),
+                "send_hour": lambda: validate_hour(_whole_number("send hour", self.send_hour, 7)),
+                "timezone": lambda: validate_timezone(_short("timezone", self.timezone, 64)),
+                "max_papers": lambda: validate_max_papers(_whole_number("max papers", self.max_papers, 10)),
+            }
         )
 
     def validate(self) -> SubscriberUpdate:

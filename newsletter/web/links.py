@@ -75,6 +75,7 @@ def _preferences_page(
     status_code: int = 200,
     error: str | None = None,
     values: PreferencesInput | None = None,
+    problems: dict[str, str] | None = None,
 ) -> Response:
     with ctx.session() as session:
         votes = lifecycle.votes(session, subscriber)
@@ -96,6 +97,7 @@ def _preferences_page(
         subscriber=subscriber,
         values=values,
         error=error,
+        problems=problems or {},
         liked=[paper for paper, vote in votes if vote > 0],
         disliked=[paper for paper, vote in votes if vote < 0],
         weekdays=[day.capitalize() for day in WEEKDAYS],
@@ -153,6 +155,9 @@ def save_preferences(token: str, request: Request, ctx: Context, form: Form) -> 
         if action in ("pause", "resume"):
             lifecycle.set_paused(session, subscriber, action == "pause")
         elif values is not None:
+            problems = values.problems()
+            if problems:
+                return _preferences_page(ctx, request, token, subscriber, 400, None, values, problems)
             try:
                 service.update(session, subscriber, values.validate())
             except UserError as exc:

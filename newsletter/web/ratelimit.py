@@ -25,6 +25,7 @@ class Bucket(StrEnum):
     SIGNUP_IP = "signup-ip"
     SIGNUP_ADDRESS = "signup-address"
     PREVIEW_IP = "preview-ip"
+    ADMIN_LOGIN_IP = "admin-login-ip"
 
 
 def _parse(name: str, value: str) -> list[RateLimitItem]:
@@ -45,6 +46,7 @@ class RateLimiter:
             Bucket.SIGNUP_IP: _parse("signup_limit_per_ip", settings.signup_limit_per_ip),
             Bucket.SIGNUP_ADDRESS: _parse("signup_limit_per_address", settings.signup_limit_per_address),
             Bucket.PREVIEW_IP: _parse("preview_limit_per_ip", settings.preview_limit_per_ip),
+            Bucket.ADMIN_LOGIN_IP: _parse("admin_login_limit_per_ip", settings.admin_login_limit_per_ip),
         }
 
     def hit(self, bucket: Bucket, key: str) -> bool:

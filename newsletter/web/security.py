@@ -55,7 +55,9 @@ class SecurityMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
-                headers.extend(_headers(nonce, scope["path"]))
+                # A response that set its own CSP (an SVG chart) keeps it.
+                own = {bytes(name).lower() for name, _ in headers}
+                headers.extend(h for h in _headers(nonce, scope["path"]) if h[0] not in own)
                 message = {**message, "headers": headers}
             await send(message)
 

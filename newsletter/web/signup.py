@@ -79,6 +79,7 @@ def _form_page(
     status_code: int = 200,
     error: str | None = None,
     preview: list[PreviewItem] | None = None,
+    problems: dict[str, str] | None = None,
 ) -> Response:
     return ctx.render(
         request,
@@ -86,6 +87,7 @@ def _form_page(
         status_code,
         values=values,
         error=error,
+        problems=problems or {},
         preview=preview,
         examples=EXAMPLE_INTERESTS,
     )
@@ -113,17 +115,20 @@ def subscribe(request: Request, ctx: Context, form: Form) -> Response:
     if form.get("action") == "preview":
         if not ctx.limiter.hit(Bucket.PREVIEW_IP, ip):
             return _form_page(ctx, request, values, 429, "Too many previews; try again in an hour.")
-        try:
-            interests = values.interest_list()
-            limit = min(values.max_papers_value(), PREVIEW_LIMIT)
-        except UserError as exc:
-            return _form_page(ctx, request, values, 400, exc.message)
+        problems = {k: v for k, v in values.problems().items() if k in ("interests", "max_papers")}
+        if problems:
+            return _form_page(ctx, request, values, 400, problems=problems)
+        interests = values.interest_list()
+        limit = min(values.max_papers_value(), PREVIEW_LIMIT)
         return _form_page(ctx, request, values, preview=_preview(ctx, interests, limit))
     if not ctx.limiter.hit(Bucket.SIGNUP_IP, ip):
         return _form_page(ctx, request, values, 429, "Too many sign-ups from your network; try again later.")
+    problems = values.problems()
+    if problems:
+        return _form_page(ctx, request, values, 400, problems=problems)
     try:
         data = values.validate()
-    except UserError as exc:
+    except UserError as exc:  # a rule only the whole form can break
         return _form_page(ctx, request, values, 400, exc.message)
     if not ctx.limiter.hit(Bucket.SIGNUP_ADDRESS, email_key(data.email)):
         return _form_page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from newsletter.papers.models import Paper
+from subscribers.models import Subscriber
 
 TOPICS = [
     (
@@ -67,3 +68,10 @@ def make_paper(
     }
     values.update(fields)
     return Paper(**values)  # type: ignore[arg-type]
+
+
+def make_reader(subscriber_id: int, email: str, interests: list[str], **fields: object) -> Subscriber:
+    """An active subscriber held in memory (for rendering; nothing is stored)."""
+    return Subscriber(
+        id=subscriber_id, email=email, email_key=email, interests=interests, status="active", **fields
+    )

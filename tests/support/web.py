@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import html
 import re
 import socket
 import threading
@@ -53,9 +54,15 @@ def csrf_token(test_client: TestClient, path: str = "/subscribe") -> str:
 
 
 def alert(page: str) -> str:
-    """The error message a page shows (empty when none)."""
-    match = re.search(r'class="alert error"[^>]*>([^<]*)<', page)
-    return match.group(1) if match else ""
+    """The text of the error box a page shows, every message in it (empty when none)."""
+    match = re.search(r'class="alert error"[^>]*>(.*?)</div>', page, re.DOTALL)
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())) if match else ""
+
+
+def field_errors(page: str) -> dict[str, str]:
+    """Each field's message shown beside it: field name → message."""
+    found = re.findall(r'<span class="field-error" id="([\w-]+)-error">([^<]*)</span>', page)
+    return {name: html.unescape(text) for name, text in found}
 
 
 def outbox(home: Path) -> list[EmailMessage]:
@@ -136,6 +143,15 @@ def serve(app: FastAPI, port: int) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=20)
     assert not server_errors, server_errors
+
+
+def app_on_free_port(monkeypatch: pytest.MonkeyPatch) -> tuple[int, Settings, FastAPI]:
+    """A free loopback port, settings whose links point at it, and the app for them
+    (serve it with `serve(app, port)` once its data is in place)."""
+    port = free_port()
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", f"http://127.0.0.1:{port}")
+    settings = Settings()
+    return port, settings, create_app(settings)
 
 
 # --- fixtures (import them into a test module to use them) ------------------------------------
