@@ -462,9 +462,11 @@ def record_answers(
 
 @dataclass
 class _Pass:
-    """One pass over pending rows: the caller's thread renders, claims a group at a time and
-    hands the claimed messages to the transport; a second thread commits each answer as
-    soon as it arrives, so rendering, the network and the database overlap."""
+    """One pass over pending rows. The caller's thread only loads and renders; a writer
+    thread claims each rendered group, hands what it claimed to the transport and commits
+    every answer as soon as it arrives. So rendering, the network and the database overlap,
+    and the database's commit latency (an fsync per commit on PostgreSQL) never stalls
+    rendering; one thread writing also suits SQLite, which has one writer at a time."""
 
     engine: Engine
     settings: Settings
@@ -483,13 +485,13 @@ class _Pass:
         self.group = max(4, self.transport.concurrency)
         self._room = threading.Semaphore(self.group + self.transport.concurrency)
         self._pending: list[Outgoing] = []
-        self._answers: queue.SimpleQueue[SendResult | None] = queue.SimpleQueue()
-        self._unanswered = 0
+        self._events: queue.SimpleQueue[list[Outgoing] | SendResult | None] = queue.SimpleQueue()
+        self._open = 0  # messages handed to the writer and not yet answered or given up
         self._done = threading.Condition()
         self._error: BaseException | None = None
         self._papers: dict[int, Paper] = {}
-        self._recorder = threading.Thread(target=self._record, name="outbox-answers", daemon=True)
-        self._recorder.start()
+        self._writer = threading.Thread(target=self._write, name="outbox-writer", daemon=True)
+        self._writer.start()
 
     def render(self, rows: list[Delivery]) -> None:
         """Render each row from its stored items (a rerun shows exactly what was recorded)."""
@@ -526,67 +528,87 @@ class _Pass:
             self.report.not_active += refuse_inactive(self.engine, inactive)
 
     def flush(self) -> None:
-        """Claim the rendered group and hand what was claimed to the transport."""
+        """Hand the rendered group to the writer (to be claimed, then sent)."""
         group, self._pending = self._pending, []
-        if not group:
-            return
         if self._error is not None:
             raise self._error
-        claimed = self.claims.claim([item.key for item in group])
-        lost = [item.key for item in group if item.key not in claimed]
-        if lost:
-            self._room.release(len(lost))
-            self.report.not_active += refuse_inactive(self.engine, lost)
-            if self.claims.fenced_out():
-                self.stopped = LEASE_LOST
-        for item in group:
-            if item.key in claimed:
-                with self._done:
-                    self._unanswered += 1
-                self.transport.submit(item).add_done_callback(self._answered(item.key))
+        if group:
+            with self._done:
+                self._open += len(group)
+            self._events.put(group)
         self.stopped = self.stopped or self.transport.stopped
+
+    def _settle(self, count: int) -> None:
+        """`count` handed-over messages are done with (answered, or not claimed)."""
+        if count:
+            self._room.release(count)
+            with self._done:
+                self._open -= count
+                self._done.notify_all()
 
     def _answered(self, key: int) -> Callable[[Future[SendResult]], None]:
         def deliver_answer(done: Future[SendResult]) -> None:
             cancelled = SendResult(key, Outcome.NOT_SENT, error="not sent: the transport closed", attempts=0)
-            self._answers.put(cancelled if done.cancelled() else done.result())
+            self._events.put(cancelled if done.cancelled() else done.result())
 
         return deliver_answer
 
-    def _record(self) -> None:
-        while (first := self._answers.get()) is not None:
+    def _write(self) -> None:
+        while (first := self._events.get()) is not None:
             batch = [first]
-            while not self._answers.empty():  # whatever else has arrived: one transaction
-                answer = self._answers.get()
-                assert answer is not None  # the end mark comes only after every answer
-                batch.append(answer)
-            try:
-                self.again += record_answers(
-                    self.engine, self.settings, self.claims.owner, batch, self.report
+            while not self._events.empty():  # whatever else has arrived: one transaction
+                event = self._events.get()
+                assert event is not None  # the end mark comes only after everything settled
+                batch.append(event)
+            answers = [e for e in batch if isinstance(e, SendResult)]
+            if answers:  # answers first: a 202 waits for nothing
+                try:
+                    self.again += record_answers(
+                        self.engine, self.settings, self.claims.owner, answers, self.report
+                    )
+                except BaseException as exc:  # e.g. the database went away: the run stops
+                    self._error = self._error or exc
+                if self.progress is not None:
+                    self.progress.advance(len(answers))
+                self._settle(len(answers))
+            for group in (e for e in batch if isinstance(e, list)):
+                self._claim_and_submit(group)
+
+    def _claim_and_submit(self, group: list[Outgoing]) -> None:
+        submitted = 0
+        try:
+            if self.stopped or self._error is not None or self.transport.stopped:
+                return  # not claimed: the rows stay pending for the next run
+            claimed = self.claims.claim([item.key for item in group])
+            if len(claimed) < len(group):
+                self.report.not_active += refuse_inactive(
+                    self.engine, [item.key for item in group if item.key not in claimed]
                 )
-            except BaseException as exc:  # e.g. the database went away: the run stops
-                self._error = self._error or exc
-            self._room.release(len(batch))
-            if self.progress is not None:
-                self.progress.advance(len(batch))
-            with self._done:
-                self._unanswered -= len(batch)
-                self._done.notify_all()
+                if self.claims.fenced_out():
+                    self.stopped = LEASE_LOST
+            for item in group:
+                if item.key in claimed:
+                    self.transport.submit(item).add_done_callback(self._answered(item.key))
+                    submitted += 1
+        except BaseException as exc:
+            self._error = self._error or exc
+        finally:
+            self._settle(len(group) - submitted)
 
     def finish(self, *, abandon: bool = False) -> None:
-        """Send what is still rendered (unless stopping or `abandon`), wait for every answer
-        to be recorded, then stop the recorder; re-raise what the recorder could not record."""
+        """Send what is still rendered (unless stopping or `abandon`), wait until every
+        message handed over is answered and recorded, then stop the writer; re-raise what the
+        writer could not do."""
         try:
             if abandon or self.stopped or self._error is not None:
-                self._room.release(len(self._pending))
-                self._pending = []
+                self._pending = []  # rendered, never claimed: they stay pending
             else:
                 self.flush()
         finally:
             with self._done:
-                self._done.wait_for(lambda: self._unanswered == 0)
-            self._answers.put(None)
-            self._recorder.join()
+                self._done.wait_for(lambda: self._open == 0)
+            self._events.put(None)
+            self._writer.join()
         if self._error is not None:
             raise self._error
 
