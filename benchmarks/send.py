@@ -161,8 +161,11 @@ def _instrument(stages: Stages) -> None:
     outbox._load = stages.wrap("load rows, readers, items (main)", outbox._load)
     outbox.render_digest = stages.wrap("render: render_digest (main)", outbox.render_digest)
     outbox.build_mail = stages.wrap("mail: headers + tokens (main)", outbox.build_mail)
-    outbox.Claims.claim = stages.wrap("claim: UPDATE … RETURNING (main)", outbox.Claims.claim)  # type: ignore[method-assign]
-    outbox.record_answers = stages.wrap("mark: answers, one commit (recorder)", outbox.record_answers)
+    outbox.Claims.claim = stages.wrap("claim: UPDATE … RETURNING (writer)", outbox.Claims.claim)  # type: ignore[method-assign]
+    outbox.record_answers = stages.wrap("mark: answers (writer)", outbox.record_answers)
+    outbox._Pass._write_once = stages.wrap(  # type: ignore[method-assign]
+        "writer: marks + claims, one commit", outbox._Pass._write_once
+    )
     sendgrid.request_body = stages.wrap("body: v3 JSON (HTTP workers)", sendgrid.request_body)
     sendgrid.SendGridTransport._post = stages.wrap(  # type: ignore[method-assign]
         "POST /v3/mail/send (HTTP workers)", sendgrid.SendGridTransport._post

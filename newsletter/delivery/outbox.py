@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Engine, bindparam, case, exists, func, literal, update
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, case, exists, func, literal, update
 from sqlalchemy import select as tuples
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -337,9 +337,10 @@ class Claims:
             )
         self._valid_until = until
 
-    def claim(self, ids: Sequence[int]) -> set[int]:
+    def claim(self, conn: Connection, ids: Sequence[int]) -> set[int]:
         """pending → sending for those of `ids` still pending whose reader is still active
-        (and that the fence allows), in one statement; returns the ids this run now holds."""
+        (and that the fence allows), in one statement on `conn` (committed by the caller,
+        before any request); returns the ids this run now holds."""
         now = utcnow()
         active = exists().where(
             col(Subscriber.id) == col(Delivery.subscriber_id), col(Subscriber.status) == Status.ACTIVE
@@ -349,17 +350,16 @@ class Claims:
         )
         if self.fence is not None:
             query = query.where(self.fence())
-        with self.engine.begin() as conn:
-            claimed = conn.execute(
-                query.values(
-                    status=DeliveryStatus.SENDING,
-                    attempts=col(Delivery.attempts) + 1,
-                    updated_at=now,
-                    claimed_by=self.owner,
-                    claim_expires_at=now + self.ttl,
-                ).returning(DELIVERY.c.id)
-            )
-            return set(claimed.scalars())
+        claimed = conn.execute(
+            query.values(
+                status=DeliveryStatus.SENDING,
+                attempts=col(Delivery.attempts) + 1,
+                updated_at=now,
+                claimed_by=self.owner,
+                claim_expires_at=now + self.ttl,
+            ).returning(DELIVERY.c.id)
+        )
+        return set(claimed.scalars())
 
     def fenced_out(self) -> bool:
         """Whether the fence now refuses every claim (e.g. the scheduler lost its lease)."""
@@ -369,23 +369,22 @@ class Claims:
             return not conn.execute(select(self.fence())).scalar()
 
 
-def refuse_inactive(engine: Engine, ids: Sequence[int]) -> int:
+def refuse_inactive(conn: Connection, ids: Sequence[int]) -> int:
     """Fail those of `ids` still pending whose reader is no longer active (unsubscribed,
     paused, bounced… after the digest was recorded); returns how many."""
     reader = col(Subscriber.id) == col(Delivery.subscriber_id)
     status = select(col(Subscriber.status)).where(reader).scalar_subquery()
     active = exists().where(reader, col(Subscriber.status) == Status.ACTIVE)
-    with engine.begin() as conn:
-        refused = conn.execute(
-            update(Delivery)
-            .where(col(Delivery.id).in_(list(ids)), col(Delivery.status) == DeliveryStatus.PENDING, ~active)
-            .values(
-                status=DeliveryStatus.FAILED,
-                last_error=literal("not sent: the subscriber is ") + status,
-                updated_at=utcnow(),
-            )
+    refused = conn.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(list(ids)), col(Delivery.status) == DeliveryStatus.PENDING, ~active)
+        .values(
+            status=DeliveryStatus.FAILED,
+            last_error=literal("not sent: the subscriber is ") + status,
+            updated_at=utcnow(),
         )
-        return refused.rowcount
+    )
+    return refused.rowcount
 
 
 def _answer_statement(*, owned: bool, **values: Any) -> Any:
@@ -425,10 +424,11 @@ _UNKNOWN = {
 
 
 def record_answers(
-    engine: Engine, settings: Settings, owner: str, results: Sequence[SendResult], report: SendReport
+    conn: Connection, settings: Settings, owner: str, results: Sequence[SendResult], report: SendReport
 ) -> list[int]:
-    """Commit a batch of answers in one transaction; returns the ids put back to pending to
-    be sent again by this run (unknown outcomes under `resend`, claims that lapsed)."""
+    """Write a batch of answers on `conn` (one statement per outcome); returns the ids put
+    back to pending to be sent again by this run (unknown outcomes under `resend`, claims
+    that lapsed)."""
     now = utcnow()
     policy = settings.in_flight_policy
     note = POLICY[policy][1]
@@ -454,9 +454,8 @@ def record_answers(
             elif policy == "mark-failed":
                 report.failures.append({"delivery_id": result.key, "error": params["error"]})
         by_statement.setdefault(id(statement), (statement, []))[1].append(params)
-    with engine.begin() as conn:
-        for statement, rows in by_statement.values():
-            conn.execute(statement, rows)
+    for statement, rows in by_statement.values():
+        conn.execute(statement, rows)
     return again
 
 
@@ -525,7 +524,8 @@ class _Pass:
                 if self.stopped:
                     return
         if inactive:
-            self.report.not_active += refuse_inactive(self.engine, inactive)
+            with self.engine.begin() as conn:
+                self.report.not_active += refuse_inactive(conn, inactive)
 
     def flush(self) -> None:
         """Hand the rendered group to the writer (to be claimed, then sent)."""
@@ -561,39 +561,36 @@ class _Pass:
                 assert event is not None  # the end mark comes only after everything settled
                 batch.append(event)
             answers = [e for e in batch if isinstance(e, SendResult)]
-            if answers:  # answers first: a 202 waits for nothing
-                try:
-                    self.again += record_answers(
-                        self.engine, self.settings, self.claims.owner, answers, self.report
-                    )
-                except BaseException as exc:  # e.g. the database went away: the run stops
-                    self._error = self._error or exc
-                if self.progress is not None:
-                    self.progress.advance(len(answers))
-                self._settle(len(answers))
-            for group in (e for e in batch if isinstance(e, list)):
-                self._claim_and_submit(group)
+            rendered = [item for e in batch if isinstance(e, list) for item in e]
+            self._write_once(answers, rendered)
 
-    def _claim_and_submit(self, group: list[Outgoing]) -> None:
+    def _write_once(self, answers: list[SendResult], rendered: list[Outgoing]) -> None:
+        """Record `answers` and claim `rendered` in one transaction (one commit: on PostgreSQL
+        each commit waits for the disk), then hand what was claimed to the transport."""
+        claim = bool(rendered) and not (self.stopped or self._error is not None or self.transport.stopped)
+        claimed: set[int] = set()
         submitted = 0
         try:
-            if self.stopped or self._error is not None or self.transport.stopped:
-                return  # not claimed: the rows stay pending for the next run
-            claimed = self.claims.claim([item.key for item in group])
-            if len(claimed) < len(group):
-                self.report.not_active += refuse_inactive(
-                    self.engine, [item.key for item in group if item.key not in claimed]
-                )
-                if self.claims.fenced_out():
-                    self.stopped = LEASE_LOST
-            for item in group:
+            with self.engine.begin() as conn:
+                if answers:
+                    self.again += record_answers(conn, self.settings, self.claims.owner, answers, self.report)
+                if claim:
+                    claimed = self.claims.claim(conn, [item.key for item in rendered])
+                    if len(claimed) < len(rendered):
+                        lost = [item.key for item in rendered if item.key not in claimed]
+                        self.report.not_active += refuse_inactive(conn, lost)
+            if claim and len(claimed) < len(rendered) and self.claims.fenced_out():
+                self.stopped = LEASE_LOST
+            for item in rendered:  # claimed and committed: now, and only now, on the wire
                 if item.key in claimed:
                     self.transport.submit(item).add_done_callback(self._answered(item.key))
                     submitted += 1
-        except BaseException as exc:
+        except BaseException as exc:  # e.g. the database went away: the run stops
             self._error = self._error or exc
         finally:
-            self._settle(len(group) - submitted)
+            if answers and self.progress is not None:
+                self.progress.advance(len(answers))
+            self._settle(len(answers) + len(rendered) - submitted)
 
     def finish(self, *, abandon: bool = False) -> None:
         """Send what is still rendered (unless stopping or `abandon`), wait until every
