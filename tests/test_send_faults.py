@@ -13,10 +13,11 @@ import signal
 import threading
 import time
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -24,7 +25,7 @@ from jobs.digest import dispatch
 from jobs.send import send_digests
 from newsletter.db import session_scope
 from newsletter.delivery import outbox
-from newsletter.delivery.models import DeliveryStatus
+from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.outbox import SendReport
 from newsletter.delivery.transports import get_transport
 from newsletter.settings import Settings
@@ -84,8 +85,10 @@ def test_an_answer_cut_before_its_status_is_an_unknown_outcome_handled_for_that_
     assert got.pop("reader3@example.org") == copies  # the provider took it; nobody could know
     assert got == {address: 1 for address in ids if address != "reader3@example.org"}
     final = rows(engine)
+    assert final[lost].attempts == copies  # each claim counts one attempt
     assert final.pop(lost).status == status
     assert {r.status for r in final.values()} == {DeliveryStatus.SENT}
+    assert {r.attempts for r in final.values()} == {1}
 
 
 def test_a_lost_answer_under_hold_waits_for_an_operators_deliveries_retry(
@@ -233,6 +236,9 @@ def test_two_senders_racing_for_the_same_rows_send_each_message_once(
         for thread in threads:
             thread.start()
         wait_for(second_claim_tried.is_set, 30, "the second claim")
+        claimed = rows(engine)[ids["reader0@example.org"]]  # the first sender's, alive
+        assert claimed.status == DeliveryStatus.SENDING and claimed.claimed_by
+        assert claimed.claim_expires_at and claimed.claim_expires_at > datetime.now(UTC)
         held.set()
         for thread in threads:
             thread.join(timeout=60)
@@ -241,6 +247,39 @@ def test_two_senders_racing_for_the_same_rows_send_each_message_once(
     assert sorted(r.sent for r in reports) == [0, 1]
     assert sendgrid.recipients() == {"reader0@example.org": 1}
     assert rows(engine)[ids["reader0@example.org"]].status == DeliveryStatus.SENT
+
+
+def test_a_run_stops_trusting_its_claims_a_quarter_ttl_before_they_expire(
+    engine: Engine, settings: Settings
+) -> None:
+    """Past that point another run may take its messages over any moment: it must not send."""
+    start = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        claims = outbox.Claims(engine, settings)  # not started: no heartbeat renews it
+        ttl = claims.ttl
+        assert claims.held()
+        clock.move_to(start + ttl * 0.74)
+        assert claims.held()
+        clock.move_to(start + ttl * 0.78)
+        assert not claims.held()
+
+
+def test_recovering_one_days_dead_run_leaves_other_days_alone(engine: Engine, settings: Settings) -> None:
+    ids = record_digests(engine, 2, NOW)
+    other_day = record_digests(engine, 1, NOW + timedelta(days=1), first=2)
+    dead = {ids["reader0@example.org"], other_day["reader2@example.org"]}
+    with session_scope(engine) as session:
+        for key in dead:
+            row = session.get(Delivery, key)
+            assert row is not None
+            row.status, row.claimed_by = DeliveryStatus.SENDING, "gone:1:dead"
+            row.claim_expires_at = datetime.now(UTC) - timedelta(minutes=1)
+
+    today = [rows(engine)[key].subscriber_id for key in ids.values()]
+    report = send_digests(engine, settings, digest_date=DAY, subscriber_ids=today)
+
+    assert report.in_flight == 1 and report.sent == 2
+    assert rows(engine)[other_day["reader2@example.org"]].status == DeliveryStatus.SENDING
 
 
 # --- issue 11, "Must show": faults and kill -9 together ---------------------------------------

@@ -22,18 +22,18 @@ from tests.support.papers import make_paper
 from tests.support.requirements import ROOT
 
 
-def record_digests(engine: Engine, readers: int, at: datetime) -> dict[str, int]:
-    """`readers` active subscribers (`reader<n>@example.org`), each with a pending digest of 3
-    papers for `at`'s date: address → delivery id.
+def record_digests(engine: Engine, readers: int, at: datetime, *, first: int = 0) -> dict[str, int]:
+    """`readers` active subscribers (`reader<n>@example.org`, n from `first`), each with a
+    pending digest of 3 papers for `at`'s date: address → delivery id.
 
     Their send hour is `at`'s UTC hour, so the scheduler's dispatch finds them due at `at`.
     """
     with session_scope(engine) as session:
-        papers = [make_paper(i) for i in range(6)]
+        papers = [make_paper(i) for i in range(6 * first, 6 * first + 6)]
         session.add_all(papers)
         session.flush()
         ids = {}
-        for n in range(readers):
+        for n in range(first, first + readers):
             address = f"reader{n}@example.org"
             reader = Subscriber(
                 email=address, email_key=address, interests=["graphs"], status=Status.ACTIVE,
