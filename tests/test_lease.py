@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
 from jobs import lease
@@ -153,3 +153,44 @@ def test_a_dispatch_that_outlives_its_leaders_lease_sends_nothing_more(
     assert row.id == ids["reader0@example.org"] and row.status == DeliveryStatus.SENT
     assert row.sent_at == due + timedelta(minutes=10)  # by the new leader, not the old one
     assert len(list((settings.home / "outbox").rglob("*.eml"))) == 1
+
+
+def _holds(engine: Engine, tenure: lease.Tenure) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.execute(select(lease.fence(tenure)())).scalar())
+
+
+def test_every_takeover_starts_a_new_generation_and_renewals_keep_it(engine: Engine) -> None:
+    first = lease.acquire(engine, "a", TTL, now=T0)
+    assert first == lease.Tenure("a", 1)
+    assert lease.acquire(engine, "a", TTL, now=T0 + timedelta(seconds=30)) == first
+    assert lease.acquire(engine, "b", TTL, now=T0 + 2 * TTL) == lease.Tenure("b", 2)
+    assert lease.acquire(engine, "a", TTL, now=T0 + 4 * TTL) == lease.Tenure("a", 3)
+    held = lease.current(engine)
+    assert held is not None and (held.holder, held.generation) == ("a", 3)
+
+
+def test_a_fence_holds_only_for_its_own_unexpired_tenure(engine: Engine) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        a1 = lease.acquire(engine, "a", TTL)
+        assert a1 is not None and _holds(engine, a1)
+        assert not _holds(engine, lease.Tenure("b", a1.generation))  # someone else's name
+        clock.move_to(T0 + TTL)  # expired, even before anyone takes over
+        assert not _holds(engine, a1)
+        b2 = lease.acquire(engine, "b", TTL)
+        assert b2 is not None and _holds(engine, b2) and not _holds(engine, a1)
+        clock.move_to(T0 + 3 * TTL)
+        a3 = lease.acquire(engine, "a", TTL)
+        assert a3 is not None and _holds(engine, a3)
+        assert not _holds(engine, a1)  # the same holder's earlier tenure stays fenced out
+        other = lease.acquire(engine, "x", TTL, name="other")  # another lease's holder
+        assert other is not None and not _holds(engine, other)
+
+
+def test_releasing_one_lease_keeps_the_holders_other_leases(engine: Engine) -> None:
+    with time_machine.travel(T0, tick=False):
+        assert lease.acquire(engine, "a", TTL)
+        assert lease.acquire(engine, "a", TTL, name="other")
+        lease.release(engine, "a", name="other")
+        assert not lease.acquire(engine, "b", TTL)
+        assert lease.acquire(engine, "b", TTL, name="other")
