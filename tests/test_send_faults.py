@@ -95,8 +95,7 @@ def test_a_lost_answer_under_hold_waits_for_an_operators_deliveries_retry(
     sendgrid: SendGridServer, engine: Engine, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_IN_FLIGHT_POLICY", "hold")
-    ids = record_digests(engine, 3, NOW)
-    lost = ids["reader1@example.org"]
+    lost = record_digests(engine, 3, NOW)["reader1@example.org"]
     _cut_short(sendgrid, {lost}, 5)
 
     first = send_digests(engine, Settings(), digest_date=DAY)
